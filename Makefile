@@ -1,0 +1,51 @@
+# Concierge: the two commands are `make run` and `make test`.
+# Python dev tools (moto, cfn-lint) live in a project-local venv, built on first use;
+# the local runner and the end-to-end tests find moto through CONCIERGE_VENV.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+REQUIREMENTS := infra/requirements-dev.txt
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.PHONY: help venv run lint test bench release clean-local
+
+help: ## Show this help
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## Create .venv with the pinned Python dev tools
+
+# Reinstalls only when the pins change.
+$(VENV_STAMP): $(REQUIREMENTS)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r $(REQUIREMENTS)
+	touch $@
+
+run: venv ## Start the local stack (emulator + runner); pass flags with ARGS="..."
+	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo run --quiet -p concierge-local -- $(ARGS)
+
+lint: venv ## rustfmt check, clippy (warnings are errors), cfn-lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+test: lint ## lint, then every test in the workspace (unit and end-to-end)
+	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo test --workspace --locked
+
+bench: ## Benchmark the ingest path
+	cargo bench -p concierge --bench ingest
+
+release: ## Build webhook-ingest for release and print its size
+	cargo build --release -p webhook-ingest
+	@printf 'webhook-ingest: %s bytes\n' "$$(wc -c < $(TARGET_DIR)/release/webhook-ingest | tr -d ' ')"
+
+clean-local: ## Delete local stack state (.local)
+	rm -rf .local

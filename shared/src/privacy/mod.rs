@@ -1,0 +1,7 @@
+//! Data-protection building blocks.
+
+pub mod pseudonym;
+pub mod retention;
+
+pub use pseudonym::Pseudonymizer;
+pub use retention::{Expiry, RetentionDays};

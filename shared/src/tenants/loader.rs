@@ -1,0 +1,218 @@
+//! Writes a tenants file into DynamoDB: tokens sealed, routes claimed with a condition so a
+//! number can never silently move from one tenant to another, stale routes and documents removed.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+
+use super::file::{TenantSpec, TenantsFile};
+use super::records::{self, KnowledgeItem, MetaChannel, ProfileItem, RouteItem, TwilioChannel};
+use crate::crypto::MasterKey;
+use crate::domain::TenantId;
+use crate::store::{StoreError, s};
+
+pub struct TenantLoader<'a> {
+    pub client: &'a Client,
+    pub tenants_table: &'a str,
+    pub routes_table: &'a str,
+    pub master_key: &'a MasterKey,
+}
+
+impl TenantLoader<'_> {
+    /// Loads every tenant of the file; running it twice changes nothing.
+    pub async fn load(&self, file: &TenantsFile, now: i64) -> Result<usize, StoreError> {
+        for spec in &file.tenants {
+            self.load_one(spec, now).await?;
+        }
+        Ok(file.tenants.len())
+    }
+
+    async fn load_one(&self, spec: &TenantSpec, now: i64) -> Result<(), StoreError> {
+        let id = &spec.id;
+        let previous = self.previous_routes(id).await?;
+        let mut routes = Vec::new();
+        if let Some(meta) = &spec.channels.meta {
+            routes.push(records::meta_route(&meta.phone_number_id));
+        }
+        if let Some(shop) = &spec.shopify {
+            routes.push(records::shopify_route(&shop.shop_domain));
+        }
+        for route in &routes {
+            self.claim_route(route, id).await?;
+        }
+
+        let meta = match &spec.channels.meta {
+            Some(m) => Some(MetaChannel {
+                phone_number_id: m.phone_number_id.clone(),
+                waba_id: m.waba_id.clone(),
+                access_token: self
+                    .master_key
+                    .seal(
+                        m.access_token.as_bytes(),
+                        &records::seal_context(id, records::META_TOKEN_FIELD),
+                    )
+                    .await?,
+            }),
+            None => None,
+        };
+        let twilio = match &spec.channels.twilio {
+            Some(t) => Some(TwilioChannel {
+                account_sid: t.account_sid.clone(),
+                from: t.from.clone(),
+                auth_token: self
+                    .master_key
+                    .seal(
+                        t.auth_token.as_bytes(),
+                        &records::seal_context(id, records::TWILIO_TOKEN_FIELD),
+                    )
+                    .await?,
+            }),
+            None => None,
+        };
+        let profile = ProfileItem {
+            pk: id.clone(),
+            sk: records::PROFILE_SK.into(),
+            name: spec.name.clone(),
+            retention: spec.retention_days,
+            meta,
+            twilio,
+            shopify_shop_domain: spec
+                .shopify
+                .as_ref()
+                .map(|s| s.shop_domain.to_ascii_lowercase()),
+            updated_at: now,
+        };
+        self.client
+            .put_item()
+            .table_name(self.tenants_table)
+            .set_item(Some(to_item(&profile)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem tenant", e))?;
+
+        for stale in previous.iter().filter(|r| !routes.contains(r)) {
+            self.client
+                .delete_item()
+                .table_name(self.routes_table)
+                .key("pk", s(stale.as_str()))
+                .condition_expression("tenant_id = :t")
+                .expression_attribute_values(":t", s(id.as_str()))
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("DeleteItem route", e))?;
+        }
+        self.replace_knowledge(spec).await
+    }
+
+    async fn previous_routes(&self, id: &TenantId) -> Result<Vec<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.tenants_table)
+            .key("pk", s(id.as_str()))
+            .key("sk", s(records::PROFILE_SK))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem tenant", e))?;
+        let Some(item) = out.item else {
+            return Ok(Vec::new());
+        };
+        let profile: ProfileItem = serde_dynamo::from_item(item)
+            .map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))?;
+        let mut routes = Vec::new();
+        if let Some(meta) = profile.meta {
+            routes.push(records::meta_route(&meta.phone_number_id));
+        }
+        if let Some(shop) = profile.shopify_shop_domain {
+            routes.push(records::shopify_route(&shop));
+        }
+        Ok(routes)
+    }
+
+    async fn claim_route(&self, route: &str, id: &TenantId) -> Result<(), StoreError> {
+        let item = RouteItem {
+            pk: route.to_owned(),
+            tenant_id: id.clone(),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.routes_table)
+            .set_item(Some(to_item(&item)?))
+            .condition_expression("attribute_not_exists(pk) OR tenant_id = :t")
+            .expression_attribute_values(":t", s(id.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "{route} already belongs to another tenant; remove it there first"
+                )))
+            }
+            Err(e) => Err(StoreError::aws("PutItem route", e)),
+        }
+    }
+
+    async fn replace_knowledge(&self, spec: &TenantSpec) -> Result<(), StoreError> {
+        let id = &spec.id;
+        for (i, doc) in spec.knowledge_base.iter().enumerate() {
+            let item = KnowledgeItem {
+                pk: id.clone(),
+                sk: format!("{}{:04}", records::KB_PREFIX, i),
+                title: doc.title.clone(),
+                text: doc.text.clone(),
+            };
+            self.client
+                .put_item()
+                .table_name(self.tenants_table)
+                .set_item(Some(to_item(&item)?))
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("PutItem knowledge", e))?;
+        }
+        // Documents beyond the new count were removed from the file: delete them too.
+        let existing = self
+            .client
+            .query()
+            .table_name(self.tenants_table)
+            .key_condition_expression("pk = :t AND begins_with(sk, :kb)")
+            .expression_attribute_values(":t", s(id.as_str()))
+            .expression_attribute_values(":kb", s(records::KB_PREFIX))
+            .projection_expression("sk")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| StoreError::aws("Query knowledge", e))?;
+        for item in existing {
+            let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            let index: Option<usize> = sk
+                .strip_prefix(records::KB_PREFIX)
+                .and_then(|n| n.parse().ok());
+            if index.is_none_or(|i| i >= spec.knowledge_base.len()) {
+                self.client
+                    .delete_item()
+                    .table_name(self.tenants_table)
+                    .key("pk", s(id.as_str()))
+                    .key("sk", s(sk.as_str()))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("DeleteItem knowledge", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_item<T: serde::Serialize>(
+    value: &T,
+) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, StoreError>
+{
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

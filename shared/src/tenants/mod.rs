@@ -1,0 +1,11 @@
+//! Tenants: the file operators write, how it is stored, and how functions find a tenant.
+
+mod cache;
+pub mod directory;
+pub mod file;
+pub mod loader;
+pub mod records;
+
+pub use directory::{DynamoTenantDirectory, Tenant, TenantDirectory, TwilioCredentials};
+pub use file::{TenantSpec, TenantsFile, TenantsFileError};
+pub use loader::TenantLoader;

@@ -1,0 +1,72 @@
+//! How tenants live in DynamoDB. `TenantsTable`: `pk = <tenant>`, `sk = PROFILE | KB#nnnn`.
+//! `RoutesTable`: `pk = meta#<phone_number_id>` (or `shopify#<domain>`) → `tenant_id`; the one
+//! lookup that has to find a tenant from a provider's address, and it holds no personal data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Sealed;
+use crate::domain::TenantId;
+use crate::privacy::RetentionDays;
+
+pub const PROFILE_SK: &str = "PROFILE";
+pub const KB_PREFIX: &str = "KB#";
+
+pub fn meta_route(phone_number_id: &str) -> String {
+    format!("meta#{phone_number_id}")
+}
+
+pub fn shopify_route(shop_domain: &str) -> String {
+    format!("shopify#{}", shop_domain.to_ascii_lowercase())
+}
+
+/// What a sealed token is bound to: its tenant and field.
+pub fn seal_context(tenant: &TenantId, field: &str) -> String {
+    format!("{tenant}#{field}")
+}
+
+pub const META_TOKEN_FIELD: &str = "meta.access_token";
+pub const TWILIO_TOKEN_FIELD: &str = "twilio.auth_token";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileItem {
+    pub pk: TenantId,
+    pub sk: String,
+    pub name: String,
+    pub retention: RetentionDays,
+    #[serde(default)]
+    pub meta: Option<MetaChannel>,
+    #[serde(default)]
+    pub twilio: Option<TwilioChannel>,
+    #[serde(default)]
+    pub shopify_shop_domain: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetaChannel {
+    pub phone_number_id: String,
+    #[serde(default)]
+    pub waba_id: Option<String>,
+    pub access_token: Sealed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwilioChannel {
+    pub account_sid: String,
+    pub from: String,
+    pub auth_token: Sealed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteItem {
+    pub pk: String,
+    pub tenant_id: TenantId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KnowledgeItem {
+    pub pk: TenantId,
+    pub sk: String,
+    pub title: String,
+    pub text: String,
+}
