@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::channels::meta::NumberUpdates;
@@ -44,6 +44,21 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
+    /// One structured log line per webhook: counts only.
+    pub fn log(&self, provider: &'static str) {
+        tracing::info!(
+            provider,
+            stored = self.stored,
+            duplicates = self.duplicates,
+            requeued = self.requeued,
+            statuses_applied = self.statuses_applied,
+            statuses_stale = self.statuses_stale,
+            unrouted = self.unrouted,
+            skipped = self.skipped,
+            "webhook ingested"
+        );
+    }
+
     fn add(&mut self, other: Self) {
         self.stored += other.stored;
         self.duplicates += other.duplicates;
@@ -129,25 +144,16 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         for m in messages {
             by_contact.entry(m.contact.key()).or_default().push(m);
         }
-        let message_work = by_contact.into_values().map(|mut group| {
-            group.sort_by_key(|m| m.sent_at);
-            async move {
-                let mut report = IngestReport::default();
-                for m in &group {
-                    report.add(self.message(tenant, m, now).await?);
-                }
-                Ok::<_, IngestError>(report)
-            }
-            .boxed()
-        });
-        let status_work = statuses
-            .into_iter()
-            .map(|st| async move { self.status(tenant, &st, now).await }.boxed());
-        let results: Vec<Result<IngestReport, IngestError>> =
-            futures::stream::iter(message_work.chain(status_work))
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
+        let message_results = futures::stream::iter(by_contact.into_values())
+            .map(|group| self.contact_messages(tenant, group, now))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>();
+        let status_results = futures::stream::iter(statuses)
+            .map(|st| self.status(tenant, st, now))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>();
+        let (message_results, status_results) = futures::join!(message_results, status_results);
+        let results = message_results.into_iter().chain(status_results);
         let mut report = IngestReport::default();
         let mut first_error = None;
         for r in results {
@@ -160,6 +166,20 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
             }
         }
         first_error.map_or(Ok(report), Err)
+    }
+
+    async fn contact_messages(
+        &self,
+        tenant: &Tenant,
+        mut group: Vec<InboundMessage>,
+        now: i64,
+    ) -> Result<IngestReport, IngestError> {
+        group.sort_by_key(|m| m.sent_at);
+        let mut report = IngestReport::default();
+        for m in &group {
+            report.add(self.message(tenant, m, now).await?);
+        }
+        Ok(report)
     }
 
     async fn message(
@@ -208,12 +228,12 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
     async fn status(
         &self,
         tenant: &Tenant,
-        st: &StatusUpdate,
+        st: StatusUpdate,
         now: i64,
     ) -> Result<IngestReport, IngestError> {
         let stub_expiry = Expiry::after_days(&tenant.id, now, tenant.retention.idempotency_keys);
         let mut report = IngestReport::default();
-        match self.log.apply_status(&tenant.id, st, &stub_expiry).await? {
+        match self.log.apply_status(&tenant.id, &st, &stub_expiry).await? {
             StatusApplied::Applied => report.statuses_applied = 1,
             StatusApplied::Stale => report.statuses_stale = 1,
         }

@@ -1,1 +1,14 @@
-fn main() {}
+//! Lambda bootstrap: configuration, clients, run.
+
+use concierge::aws::AwsClients;
+use concierge::config::IngestConfig;
+use lambda_http::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    concierge::telemetry::init();
+    let config = IngestConfig::from_env()?;
+    let app = webhook_ingest::App::new(config, AwsClients::from_env().await)?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req| webhook_ingest::handle(app, req))).await
+}

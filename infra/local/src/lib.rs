@@ -1,1 +1,138 @@
+//! The local stack: the AWS emulator, the template's resources, the functions in-process behind
+//! an API Gateway and a Lambda Invoke API on loopback. `make run` starts it; the end-to-end
+//! tests build the same stack, one per test, against one emulator.
 
+pub mod emulator;
+pub mod functions;
+pub mod gateway;
+pub mod provision;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow};
+use aws_config::SdkConfig;
+use concierge::crypto::MasterKey;
+use concierge::tenants::{TenantLoader, TenantsFile};
+
+use functions::{EnvOverrides, LocalFunction, resolve_environment};
+use gateway::Gateway;
+use provision::{Provisioned, provision};
+use template::Template;
+
+/// The repository root (this crate lives in `infra/local`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub struct StackOptions {
+    pub template: PathBuf,
+    /// Secrets and overrides, `sam local invoke --env-vars` format.
+    pub env_vars: PathBuf,
+    pub tenants: Option<PathBuf>,
+    /// Resource names are `<prefix>-<LogicalId>`.
+    pub prefix: String,
+    /// The local master key (created on first use).
+    pub key_file: PathBuf,
+    /// What Twilio would have called: the local API's base URL.
+    pub public_base_url: String,
+}
+
+impl StackOptions {
+    pub fn new(prefix: &str, state_dir: &Path, api_port: u16) -> Self {
+        let root = repo_root();
+        Self {
+            template: root.join("template.yaml"),
+            env_vars: root.join("infra/local/env.json"),
+            tenants: Some(root.join("infra/local/tenants.example.json")),
+            prefix: prefix.to_owned(),
+            key_file: state_dir.join("master.key"),
+            public_base_url: format!("http://127.0.0.1:{api_port}"),
+        }
+    }
+}
+
+pub struct LocalStack {
+    pub sdk: SdkConfig,
+    pub provisioned: Provisioned,
+    pub functions: Vec<Arc<LocalFunction>>,
+    pub master_key: MasterKey,
+}
+
+impl LocalStack {
+    pub async fn build(sdk: SdkConfig, options: &StackOptions) -> Result<Self> {
+        let template = Template::load(&options.template)?;
+        let provisioned = provision(&template, &sdk, &options.prefix).await?;
+        let master_key = MasterKey::ensure_key_file(&options.key_file)?;
+        let overrides = EnvOverrides::load(&options.env_vars)?;
+        let mut parameters = template.parameter_defaults();
+        parameters.insert("PublicBaseUrl".into(), options.public_base_url.clone());
+        let extra = [("SECRETS_KEY_FILE", options.key_file.display().to_string())];
+        let mut functions = Vec::new();
+        for def in template.functions()? {
+            let env = resolve_environment(&def, &provisioned, &parameters, &overrides, &extra)?;
+            functions.push(Arc::new(LocalFunction::build(def, env, &sdk)?));
+        }
+        let stack = Self {
+            sdk,
+            provisioned,
+            functions,
+            master_key,
+        };
+        if let Some(tenants) = &options.tenants {
+            stack.load_tenants(tenants).await?;
+        }
+        Ok(stack)
+    }
+
+    /// Loads (or reloads) a tenants file into the stack's tables.
+    pub async fn load_tenants(&self, path: &Path) -> Result<usize> {
+        let file = TenantsFile::load(path)?;
+        self.load_tenants_file(&file).await
+    }
+
+    pub async fn load_tenants_file(&self, file: &TenantsFile) -> Result<usize> {
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let loader = TenantLoader {
+            client: &client,
+            tenants_table: self.table("TenantsTable")?,
+            routes_table: self.table("RoutesTable")?,
+            master_key: &self.master_key,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(loader.load(file, now).await.context("loading tenants")?)
+    }
+
+    pub fn table(&self, logical_id: &str) -> Result<&str> {
+        self.provisioned
+            .reference(logical_id)
+            .ok_or_else(|| anyhow!("{logical_id} is not in the template"))
+    }
+
+    pub fn function(&self, logical_id: &str) -> Option<&Arc<LocalFunction>> {
+        self.functions
+            .iter()
+            .find(|f| f.def.logical_id == logical_id)
+    }
+
+    /// API Gateway on the template's routes.
+    pub fn api_router(&self) -> axum::Router {
+        axum::Router::new()
+            .fallback(gateway::api)
+            .with_state(Arc::new(Gateway::new(&self.functions)))
+    }
+
+    /// The Lambda Invoke API.
+    pub fn invoke_router(&self) -> axum::Router {
+        axum::Router::new()
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                axum::routing::post(gateway::invoke),
+            )
+            .with_state(Arc::new(self.functions.clone()))
+    }
+}
