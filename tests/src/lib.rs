@@ -1,1 +1,365 @@
+//! Test harness: one emulator per test binary (started on a free port unless `AWS_ENDPOINT_URL`
+//! names one), one isolated stack per test (its own tables and queues, by name prefix), built
+//! by the local runner's own code from `template.yaml`, `infra/local/env.json` and the example
+//! tenants. Requests go through the runner's API Gateway emulation into the real handler.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use base64::Engine;
+use concierge_local::emulator::{Emulator, sdk_config};
+use concierge_local::functions::Handler;
+use concierge_local::gateway::Gateway;
+use concierge_local::{LocalStack, StackOptions, repo_root};
+use hmac::{Hmac, KeyInit, Mac};
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use serde_json::{Value, json};
+
+pub const TENANT_A: &str = "acme-dental";
+pub const TENANT_B: &str = "bella-salon";
+pub const NUMBER_A: &str = "100000000000001";
+pub const NUMBER_B: &str = "100000000000002";
+pub const TWILIO_TOKEN_A: &str = "local-twilio-token-acme";
+pub const TWILIO_TOKEN_B: &str = "local-twilio-token-bella";
+pub const TWILIO_ACCOUNT_A: &str = "AC00000000000000000000000000000001";
+pub const TWILIO_ACCOUNT_B: &str = "AC00000000000000000000000000000002";
+
+fn emulator_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(url) = std::env::var("AWS_ENDPOINT_URL")
+            && !url.is_empty()
+        {
+            return url;
+        }
+        // A thread that lives as long as the test binary owns the emulator process.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                match Emulator::start(0, None).await {
+                    Ok(emulator) => {
+                        tx.send(Ok(emulator.endpoint.clone()))
+                            .expect("harness waits");
+                        std::future::pending::<()>().await;
+                        drop(emulator);
+                    }
+                    Err(e) => tx.send(Err(format!("{e:#}"))).expect("harness waits"),
+                }
+            });
+        });
+        rx.recv()
+            .expect("emulator thread")
+            .unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
+    })
+}
+
+/// A secret from `infra/local/env.json`, so tests sign with what the stack verifies with.
+pub fn local_secret(name: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join("infra/local/env.json")).expect("env.json");
+    let env: Value = serde_json::from_str(&text).expect("env.json is JSON");
+    env["WebhookIngestFunction"][name]
+        .as_str()
+        .expect("secret in env.json")
+        .to_owned()
+}
+
+pub struct TestStack {
+    pub stack: LocalStack,
+    pub gateway: Gateway,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    meta_secret: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub content_type: String,
+}
+
+impl TestStack {
+    /// A fresh stack with the example tenants loaded.
+    pub async fn spawn() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "t{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let sdk = sdk_config(emulator_endpoint()).await;
+        let state = std::env::temp_dir().join("concierge-e2e").join(&prefix);
+        // Port 3000: the URL the Twilio fixtures in events/ were signed for.
+        let options = StackOptions::new(&prefix, &state, 3000);
+        let stack = LocalStack::build(sdk.clone(), &options)
+            .await
+            .expect("local stack builds");
+        Self {
+            gateway: stack.gateway(),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            stack,
+            meta_secret: local_secret("META_APP_SECRET"),
+        }
+    }
+
+    pub fn ingest(&self) -> &webhook_ingest::App {
+        match &self
+            .stack
+            .function("WebhookIngestFunction")
+            .expect("declared in template.yaml")
+            .handler
+        {
+            Handler::WebhookIngest(app) => app,
+        }
+    }
+
+    pub fn aws_requests(&self) -> u64 {
+        self.ingest().aws_requests()
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let uri: Uri = path_and_query.parse().expect("valid path");
+        let mut map = HeaderMap::new();
+        map.insert("host", HeaderValue::from_static("127.0.0.1:3000"));
+        for (k, v) in headers {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        let response = self
+            .gateway
+            .dispatch(method, &uri, &map, body)
+            .await
+            .expect("a route of the template")
+            .expect("the handler answers");
+        Reply {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),
+        }
+    }
+
+    pub fn meta_signature(&self, body: &[u8]) -> String {
+        concierge::channels::meta::signature::sign(self.meta_secret.as_bytes(), body)
+    }
+
+    /// A Meta notification, signed as Meta signs it.
+    pub async fn post_meta(&self, body: &[u8]) -> Reply {
+        let signature = self.meta_signature(body);
+        self.request(
+            "POST",
+            "/webhooks/meta",
+            &[
+                ("content-type", "application/json"),
+                ("x-hub-signature-256", &signature),
+            ],
+            body,
+        )
+        .await
+    }
+
+    /// A Twilio webhook to `tenant`'s URL, signed with `token`.
+    pub async fn post_twilio(
+        &self,
+        tenant: &str,
+        status: bool,
+        params: &[(&str, &str)],
+        token: &str,
+    ) -> Reply {
+        let path = format!(
+            "/webhooks/twilio/{tenant}{}",
+            if status { "/status" } else { "" }
+        );
+        let signature = twilio_signature(token, &format!("http://127.0.0.1:3000{path}"), params);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        self.request(
+            "POST",
+            &path,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-twilio-signature", &signature),
+            ],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    pub fn table(&self, logical_id: &str) -> String {
+        self.stack.table(logical_id).expect("table").to_owned()
+    }
+
+    /// Every item of `MessagesTable` (a Scan is fine in a test, never on a real path).
+    pub async fn messages(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .scan()
+            .table_name(self.table("MessagesTable"))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("scan")
+    }
+
+    pub async fn message(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .get_item()
+            .table_name(self.table("MessagesTable"))
+            .key("pk", AttributeValue::S(key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+
+    pub fn queue_url(&self) -> String {
+        self.stack
+            .provisioned
+            .reference("InboundQueue")
+            .expect("queue")
+            .to_owned()
+    }
+
+    /// Everything on the inbound queue, read without deleting it (messages stay in flight).
+    pub async fn queued(&self) -> Vec<Message> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(self.queue_url())
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+}
+
+pub fn group_of(message: &Message) -> String {
+    message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .cloned()
+        .expect("FIFO messages carry their group")
+}
+
+pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    // Written out independently of the production module, per Twilio's documentation.
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("any key length");
+    mac.update(url.as_bytes());
+    for (k, v) in sorted {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub fn text_message(from: &str, id: &str, timestamp: i64, body: &str) -> Value {
+    json!({"from": from, "id": id, "timestamp": timestamp.to_string(), "type": "text", "text": {"body": body}})
+}
+
+/// A Meta notification with one change per `(phone_number_id, messages, statuses)`.
+pub fn notification(changes: &[(&str, Vec<Value>, Vec<Value>)]) -> Vec<u8> {
+    let changes: Vec<Value> = changes
+        .iter()
+        .map(|(number, messages, statuses)| {
+            let contacts: Vec<Value> = messages
+                .iter()
+                .filter_map(|m| m["from"].as_str())
+                .map(|from| json!({"profile": {"name": "Customer Name"}, "wa_id": from}))
+                .collect();
+            json!({"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": number},
+                "contacts": contacts, "messages": messages, "statuses": statuses
+            }})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": changes}]}))
+        .expect("serialisable")
+}
+
+/// Captures this thread's log output (JSON lines) while the guard lives.
+pub struct LogCapture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    pub fn start() -> Self {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || CaptureWriter(writer.clone()))
+            .finish();
+        Self {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().expect("log buffer")).into_owned()
+    }
+}
+
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        Some(AttributeValue::N(v)) => v.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -48,8 +48,19 @@ impl Emulator {
             }
             None => Stdio::null(),
         };
-        let child = Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = Command::new(&moto);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        // The emulator must not outlive whoever started it, even when that process is killed
+        // (a test binary never drops its statics).
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::null())

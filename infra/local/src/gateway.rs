@@ -160,6 +160,24 @@ fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+impl Gateway {
+    /// Routes one HTTP request to its function through an API Gateway event. `None`: no route.
+    pub async fn dispatch(
+        &self,
+        method: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<anyhow::Result<lambda_http::Response<lambda_http::Body>>> {
+        let (function, route_key, params) = self.route(method, uri.path())?;
+        let event = self.event(method, uri, headers, body, &route_key, &params);
+        Some(match lambda_http::request::from_str(&event.to_string()) {
+            Ok(request) => function.call_http(request).await,
+            Err(e) => Err(anyhow::anyhow!("event did not decode: {e}")),
+        })
+    }
+}
+
 /// `127.0.0.1:3000`: every route of the template.
 pub async fn api(
     State(gateway): State<Arc<Gateway>>,
@@ -168,22 +186,18 @@ pub async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some((function, route_key, params)) = gateway.route(method.as_str(), uri.path()) else {
-        return (
+    match gateway
+        .dispatch(method.as_str(), &uri, &headers, &body)
+        .await
+    {
+        None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"message": "Not Found"})),
         )
-            .into_response();
-    };
-    let event = gateway.event(method.as_str(), &uri, &headers, &body, &route_key, &params);
-    let request = match lambda_http::request::from_str(&event.to_string()) {
-        Ok(r) => r,
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
-    };
-    match function.call_http(request).await {
-        Ok(response) => into_axum(response),
-        Err(e) => {
-            tracing::error!(function = %function.def.logical_id, error = %e, "function failed");
+            .into_response(),
+        Some(Ok(response)) => into_axum(response),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "function failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 axum::Json(json!({"message": "Internal Server Error"})),

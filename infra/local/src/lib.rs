@@ -119,11 +119,15 @@ impl LocalStack {
             .find(|f| f.def.logical_id == logical_id)
     }
 
+    pub fn gateway(&self) -> Gateway {
+        Gateway::new(&self.functions)
+    }
+
     /// API Gateway on the template's routes.
     pub fn api_router(&self) -> axum::Router {
         axum::Router::new()
             .fallback(gateway::api)
-            .with_state(Arc::new(Gateway::new(&self.functions)))
+            .with_state(Arc::new(self.gateway()))
     }
 
     /// The Lambda Invoke API.

@@ -1,0 +1,8 @@
+//! End-to-end: real handlers, real SDK clients, the emulator. One binary, one stack per test.
+
+mod budget;
+mod events;
+mod isolation;
+mod local_runner;
+mod meta;
+mod twilio;
