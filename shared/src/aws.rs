@@ -1,22 +1,32 @@
 //! AWS SDK clients built once per cold start, each carrying a request counter so that the number
 //! of AWS calls an invocation makes is logged (and asserted in tests).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// Counts every HTTP attempt an SDK client transmits (retries included).
+/// Counts every HTTP attempt an SDK client transmits (retries included), in total and per
+/// operation (`DynamoDB:PutItem`, `SQS:SendMessage`, …).
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<AtomicU64>);
+pub struct RequestCounter {
+    total: Arc<AtomicU64>,
+    by_operation: Arc<Mutex<BTreeMap<String, u64>>>,
+}
 
 impl RequestCounter {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn by_operation(&self) -> BTreeMap<String, u64> {
+        self.by_operation.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -29,9 +39,13 @@ impl Intercept for RequestCounter {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(op) = cfg.load::<Metadata>() {
+            let key = format!("{}:{}", op.service(), op.name());
+            *self.by_operation.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+        }
         Ok(())
     }
 }
@@ -55,19 +69,13 @@ impl AwsClients {
         let requests = RequestCounter::default();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(requests.clone())
-                    .build(),
+                aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(requests.clone()).build(),
             ),
             sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(sdk)
-                    .interceptor(requests.clone())
-                    .build(),
+                aws_sdk_sqs::config::Builder::from(sdk).interceptor(requests.clone()).build(),
             ),
             kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(sdk)
-                    .interceptor(requests.clone())
-                    .build(),
+                aws_sdk_kms::config::Builder::from(sdk).interceptor(requests.clone()).build(),
             ),
             requests,
         }

@@ -62,15 +62,10 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 
     pub fn master_key(&self) -> Result<MasterKeySource, ConfigError> {
-        match (
-            self.optional("SECRETS_KEY_FILE"),
-            self.optional("KMS_KEY_ID"),
-        ) {
+        match (self.optional("SECRETS_KEY_FILE"), self.optional("KMS_KEY_ID")) {
             (Some(path), _) => Ok(MasterKeySource::File(path.into())),
             (None, Some(key)) => Ok(MasterKeySource::Kms(key)),
-            (None, None) => Err(ConfigError::Missing(
-                "KMS_KEY_ID (or SECRETS_KEY_FILE locally)",
-            )),
+            (None, None) => Err(ConfigError::Missing("KMS_KEY_ID (or SECRETS_KEY_FILE locally)")),
         }
     }
 }
@@ -101,16 +96,11 @@ impl IngestConfig {
     }
 
     pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let public_base_url = vars
-            .optional("PUBLIC_BASE_URL")
-            .map(|u| u.trim_end_matches('/').to_owned());
+        let public_base_url = vars.optional("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned());
         if let Some(url) = &public_base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            return Err(ConfigError::Invalid(
-                "PUBLIC_BASE_URL",
-                "must start with https:// or http://",
-            ));
+            return Err(ConfigError::Invalid("PUBLIC_BASE_URL", "must start with https:// or http://"));
         }
         Ok(Self {
             messages_table: vars.required("MESSAGES_TABLE")?,
@@ -132,10 +122,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Vars(move |k: &str| map.get(k).cloned())
     }
 
@@ -154,33 +141,17 @@ mod tests {
     #[test]
     fn reads_everything_and_hides_secrets() {
         let c = IngestConfig::from_vars(&vars(&FULL)).unwrap();
-        assert_eq!(
-            c.public_base_url.as_deref(),
-            Some("https://hooks.example.com")
-        );
+        assert_eq!(c.public_base_url.as_deref(), Some("https://hooks.example.com"));
         assert_eq!(c.master_key, MasterKeySource::Kms("key".into()));
         assert!(!format!("{c:?}").contains("\"s\""));
     }
 
     #[test]
     fn missing_or_unresolved_values_fail_at_init() {
-        let missing: Vec<_> = FULL
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != "ROUTES_TABLE")
-            .collect();
-        assert!(matches!(
-            IngestConfig::from_vars(&vars(&missing)),
-            Err(ConfigError::Missing("ROUTES_TABLE"))
-        ));
+        let missing: Vec<_> = FULL.iter().copied().filter(|(k, _)| *k != "ROUTES_TABLE").collect();
+        assert!(matches!(IngestConfig::from_vars(&vars(&missing)), Err(ConfigError::Missing("ROUTES_TABLE"))));
         let mut unresolved = FULL.to_vec();
-        unresolved[4] = (
-            "META_APP_SECRET",
-            "{{resolve:secretsmanager:x:SecretString:y}}",
-        );
-        assert!(matches!(
-            IngestConfig::from_vars(&vars(&unresolved)),
-            Err(ConfigError::Invalid("META_APP_SECRET", _))
-        ));
+        unresolved[4] = ("META_APP_SECRET", "{{resolve:secretsmanager:x:SecretString:y}}");
+        assert!(matches!(IngestConfig::from_vars(&vars(&unresolved)), Err(ConfigError::Invalid("META_APP_SECRET", _))));
     }
 }

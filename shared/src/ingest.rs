@@ -5,28 +5,32 @@
 //! conditional put, the FIFO send); a duplicate one (the put that fails its condition and
 //! returns what the first delivery stored).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
 
 use crate::channels::meta::NumberUpdates;
+use crate::clock::unix_now;
 use crate::domain::{InboundMessage, StatusUpdate};
 use crate::privacy::{Expiry, Pseudonymizer};
 use crate::queue::{InboundJob, InboundQueue, QueueError, message_group};
 use crate::store::StoreError;
-use crate::store::messages::{
-    MessageLog, Recorded, STAGE_RECEIVED, StatusApplied, inbound_item, message_key,
-};
+use crate::store::messages::{MessageLog, Recorded, STAGE_RECEIVED, StatusApplied, inbound_item, message_key};
 use crate::tenants::{Tenant, TenantDirectory};
 
-/// Longest an ingest attempt can live (API Gateway's integration timeout is 29 s). A duplicate
-/// that finds its message still `received` after this found an attempt that died between the
-/// write and the send: it queues the message again. Within SQS's 5-minute deduplication window
-/// that resend is dropped if the first send did happen; after it, the reply worker's stage check
-/// makes a second copy harmless.
-pub const ATTEMPT_WINDOW_SECS: i64 = 30;
+/// The attempt window. A duplicate that finds its message still `received` this long after it
+/// was stored queues it again: the attempt that stored it died before queueing (a crash, or the
+/// 10 s function timeout) or gave up (it answers only after this window, see
+/// `enqueue_within_attempt`), and the provider's retry always comes after that answer. Inside the
+/// window, a duplicate is a concurrent delivery of a message being queued right now and costs
+/// one request. A resend is safe either way: SQS drops it within its 5-minute deduplication
+/// window, and the reply worker's stage check makes a later copy harmless.
+pub const ATTEMPT_WINDOW_SECS: i64 = 5;
 
 /// Requests in flight at once for one webhook (a Meta batch holds up to 1,000 updates).
 const CONCURRENCY: usize = 16;
@@ -41,6 +45,8 @@ pub struct IngestReport {
     pub statuses_stale: usize,
     pub unrouted: usize,
     pub skipped: usize,
+    /// Messages the store refuses for good (e.g. over DynamoDB's 400 KB item limit).
+    pub rejected: usize,
 }
 
 impl IngestReport {
@@ -55,6 +61,7 @@ impl IngestReport {
             statuses_stale = self.statuses_stale,
             unrouted = self.unrouted,
             skipped = self.skipped,
+            rejected = self.rejected,
             "webhook ingested"
         );
     }
@@ -67,16 +74,46 @@ impl IngestReport {
         self.statuses_stale += other.statuses_stale;
         self.unrouted += other.unrouted;
         self.skipped += other.skipped;
+        self.rejected += other.rejected;
     }
 }
 
-/// Every failure here is worth a retry by the provider: nothing was half-done.
+/// A failure worth a retry by the provider; what was done so far is safe to do again.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+}
+
+/// The writes for one inbound message, computed without I/O.
+pub struct Prepared {
+    pub item: HashMap<String, AttributeValue>,
+    pub job: InboundJob,
+    pub group: String,
+    pub contact_hash: String,
+}
+
+/// The CPU part of ingesting one message (benchmarked in `benches/ingest.rs`).
+pub fn prepare(
+    pseudonyms: &Pseudonymizer,
+    tenant: &Tenant,
+    m: &InboundMessage,
+    now: i64,
+    attempt: &str,
+) -> Result<Prepared, StoreError> {
+    let contact_hash = pseudonyms.contact(&tenant.id, &m.contact);
+    let expiry = Expiry::after_days(&tenant.id, now, tenant.retention.messages);
+    let item = inbound_item(&tenant.id, m, &contact_hash, now, &expiry, attempt)?;
+    let job = InboundJob {
+        tenant_id: tenant.id.clone(),
+        channel: m.channel,
+        message_key: message_key(&tenant.id, m.channel, &m.id),
+        received_at: now,
+    };
+    let group = message_group(&tenant.id, &contact_hash);
+    Ok(Prepared { item, job, group, contact_hash })
 }
 
 pub struct Ingest<D, L, Q> {
@@ -88,11 +125,7 @@ pub struct Ingest<D, L, Q> {
 
 impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
     /// A Meta notification: each receiving number routed to its own tenant, unknown numbers dropped.
-    pub async fn meta(
-        &self,
-        batch: Vec<NumberUpdates>,
-        now: i64,
-    ) -> Result<IngestReport, IngestError> {
+    pub async fn meta(&self, batch: Vec<NumberUpdates>, now: i64) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport::default();
         let mut work = Vec::new();
         for updates in batch {
@@ -100,11 +133,7 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
             if !updates.error_codes.is_empty() {
                 tracing::warn!(codes = ?updates.error_codes, "webhook change carried errors");
             }
-            match self
-                .directory
-                .by_meta_number(&updates.phone_number_id)
-                .await?
-            {
+            match self.directory.by_meta_number(&updates.phone_number_id).await? {
                 Some(tenant) => work.push((tenant, updates.messages, updates.statuses)),
                 None => {
                     // A 2xx all the same: an error would only make Meta retry for 7 days.
@@ -144,8 +173,10 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         for m in messages {
             by_contact.entry(m.contact.key()).or_default().push(m);
         }
+        // Identifies this attempt's own writes (see `message`); one per webhook is enough.
+        let attempt = crate::crypto::random_id();
         let message_results = futures::stream::iter(by_contact.into_values())
-            .map(|group| self.contact_messages(tenant, group, now))
+            .map(|group| self.contact_messages(tenant, group, now, &attempt))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>();
         let status_results = futures::stream::iter(statuses)
@@ -173,11 +204,12 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         tenant: &Tenant,
         mut group: Vec<InboundMessage>,
         now: i64,
+        attempt: &str,
     ) -> Result<IngestReport, IngestError> {
         group.sort_by_key(|m| m.sent_at);
         let mut report = IngestReport::default();
         for m in &group {
-            report.add(self.message(tenant, m, now).await?);
+            report.add(self.message(tenant, m, now, attempt).await?);
         }
         Ok(report)
     }
@@ -187,50 +219,63 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         tenant: &Tenant,
         m: &InboundMessage,
         now: i64,
+        attempt: &str,
     ) -> Result<IngestReport, IngestError> {
-        let contact_hash = self.pseudonyms.contact(&tenant.id, &m.contact);
-        let expiry = Expiry::after_days(&tenant.id, now, tenant.retention.messages);
-        let item = inbound_item(&tenant.id, m, &contact_hash, now, &expiry)?;
-        let job = InboundJob {
-            tenant_id: tenant.id.clone(),
-            channel: m.channel,
-            message_key: message_key(&tenant.id, m.channel, &m.id),
-            received_at: now,
-        };
-        let group = message_group(&tenant.id, &contact_hash);
+        let Prepared { item, mut job, group, contact_hash } = prepare(&self.pseudonyms, tenant, m, now, attempt)?;
         let mut report = IngestReport::default();
-        match self.log.record_inbound(item).await? {
-            Recorded::New => {
-                if let Err(e) = self.queue.enqueue(&job, &group).await {
-                    // Undo the write so the provider's retry does both steps again.
-                    if let Err(undo) = self.log.forget_unqueued(&job.message_key).await {
-                        tracing::error!(error = %undo, "could not undo the write of an unqueued message");
-                    }
-                    return Err(e.into());
-                }
-                tracing::debug!(contact = %contact_hash, "message stored and queued");
-                report.stored = 1;
+        let recorded = match self.log.record_inbound(item).await {
+            Ok(recorded) => recorded,
+            Err(e) if e.is_permanent() => {
+                // Retrying cannot store it either; acknowledging keeps the rest of the batch moving.
+                tracing::error!(contact = %contact_hash, error = %e, "message cannot be stored; skipped");
+                report.rejected = 1;
+                return Ok(report);
             }
-            Recorded::Duplicate { stage, received_at } => {
+            Err(e) => return Err(e.into()),
+        };
+        match recorded {
+            // Ours, or our own write that the SDK retried after it had committed.
+            Recorded::New => self.enqueue_within_attempt(&job, &group, now).await?,
+            Recorded::Duplicate { attempt: Some(a), .. } if a == attempt => {
+                self.enqueue_within_attempt(&job, &group, now).await?
+            }
+            Recorded::Duplicate { stage, received_at, .. } => {
+                report.duplicates = 1;
                 let stranded = stage.as_deref() == Some(STAGE_RECEIVED)
                     && received_at.is_some_and(|at| now - at > ATTEMPT_WINDOW_SECS);
                 if stranded {
+                    job.received_at = received_at.unwrap_or(now);
                     self.queue.enqueue(&job, &group).await?;
                     report.requeued = 1;
-                    tracing::info!(contact = %contact_hash, "stored message found unanswered after its attempt window; queued again");
+                    tracing::info!(contact = %contact_hash, "stored message still unanswered after its attempt window; queued again");
                 }
-                report.duplicates = 1;
+                return Ok(report);
             }
         }
+        tracing::debug!(contact = %contact_hash, "message stored and queued");
+        report.stored = 1;
         Ok(report)
     }
 
-    async fn status(
-        &self,
-        tenant: &Tenant,
-        st: StatusUpdate,
-        now: i64,
-    ) -> Result<IngestReport, IngestError> {
+    /// Sends a freshly stored message to the queue. If the queue keeps failing, keeps trying
+    /// until the attempt window has passed before giving up, so that the provider's retry of
+    /// this delivery is sure to find the message outside the window and queue it.
+    async fn enqueue_within_attempt(&self, job: &InboundJob, group: &str, received_at: i64) -> Result<(), IngestError> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.queue.enqueue(job, group).await {
+                Ok(()) => return Ok(()),
+                Err(e) if unix_now() > received_at + ATTEMPT_WINDOW_SECS => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "enqueue failed; retrying within the attempt window");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    async fn status(&self, tenant: &Tenant, st: StatusUpdate, now: i64) -> Result<IngestReport, IngestError> {
         let stub_expiry = Expiry::after_days(&tenant.id, now, tenant.retention.idempotency_keys);
         let mut report = IngestReport::default();
         match self.log.apply_status(&tenant.id, &st, &stub_expiry).await? {

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod channels;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;

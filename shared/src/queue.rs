@@ -35,11 +35,7 @@ pub struct QueueError(pub String);
 
 /// The port.
 pub trait InboundQueue: Send + Sync {
-    fn enqueue(
-        &self,
-        job: &InboundJob,
-        group: &str,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn enqueue(&self, job: &InboundJob, group: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 #[derive(Debug, Clone)]

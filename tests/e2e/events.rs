@@ -6,24 +6,15 @@ use webhook_ingest::handle;
 async fn every_event_file_is_accepted_by_its_function() {
     let t = TestStack::spawn().await;
     let dir = concierge_local::repo_root().join("events");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(files.len() >= 4, "events/ holds the sample events");
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
-        let request = lambda_http::request::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let response = handle(t.ingest(), request).await.unwrap();
         let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
-        assert_eq!(
-            response.status().as_u16(),
-            200,
-            "{}: {body}",
-            path.display()
-        );
+        assert_eq!(response.status().as_u16(), 200, "{}: {body}", path.display());
         if path.ends_with("meta-verify.json") {
             assert_eq!(body, "1158201444");
         }

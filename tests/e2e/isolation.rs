@@ -5,52 +5,26 @@ async fn a_message_to_tenant_a_s_number_is_stored_under_a_and_never_under_b() {
     let t = TestStack::spawn().await;
     // One notification naming both tenants' numbers (one WABA can hold several numbers).
     let body = notification(&[
-        (
-            NUMBER_A,
-            vec![text_message("4915112345678", "wamid.iso-a", 1, "for A")],
-            vec![],
-        ),
-        (
-            NUMBER_B,
-            vec![text_message("4915112345678", "wamid.iso-b", 2, "for B")],
-            vec![],
-        ),
+        (NUMBER_A, vec![text_message("4915112345678", "wamid.iso-a", 1, "for A")], vec![]),
+        (NUMBER_B, vec![text_message("4915112345678", "wamid.iso-b", 2, "for B")], vec![]),
     ]);
     assert_eq!(t.post_meta(&body).await.status, 200);
 
-    let a = t
-        .message("acme-dental#MSG#meta#wamid.iso-a")
-        .await
-        .expect("A's message under A");
+    let a = t.message("acme-dental#MSG#meta#wamid.iso-a").await.expect("A's message under A");
     assert_eq!(s(&a, "tenant_id"), TENANT_A);
-    let b = t
-        .message("bella-salon#MSG#meta#wamid.iso-b")
-        .await
-        .expect("B's message under B");
+    let b = t.message("bella-salon#MSG#meta#wamid.iso-b").await.expect("B's message under B");
     assert_eq!(s(&b, "tenant_id"), TENANT_B);
-    assert!(
-        t.message("bella-salon#MSG#meta#wamid.iso-a")
-            .await
-            .is_none()
-    );
-    assert!(
-        t.message("acme-dental#MSG#meta#wamid.iso-b")
-            .await
-            .is_none()
-    );
+    assert!(t.message("bella-salon#MSG#meta#wamid.iso-a").await.is_none());
+    assert!(t.message("acme-dental#MSG#meta#wamid.iso-b").await.is_none());
     for item in t.messages().await {
         let tenant = s(&item, "tenant_id");
         for key in ["pk", "gsi1pk", "exp_pk"] {
-            assert!(
-                s(&item, key).starts_with(&format!("{tenant}#")),
-                "{key} must start with the tenant id"
-            );
+            assert!(s(&item, key).starts_with(&format!("{tenant}#")), "{key} must start with the tenant id");
         }
     }
     let groups: Vec<String> = t.queued().await.iter().map(group_of).collect();
     assert!(
-        groups.iter().any(|g| g.starts_with("acme-dental#"))
-            && groups.iter().any(|g| g.starts_with("bella-salon#"))
+        groups.iter().any(|g| g.starts_with("acme-dental#")) && groups.iter().any(|g| g.starts_with("bella-salon#"))
     );
 }
 
@@ -67,57 +41,32 @@ async fn a_twilio_request_signed_with_a_s_token_to_b_s_url_is_refused() {
     ];
     // A's token over B's URL: the signature is checked with B's token, and fails.
     let path = "/webhooks/twilio/bella-salon";
-    let signature = twilio_signature(
-        TWILIO_TOKEN_A,
-        &format!("http://127.0.0.1:3000{path}"),
-        &params,
-    );
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
+    let signature = twilio_signature(TWILIO_TOKEN_A, &format!("http://127.0.0.1:3000{path}"), &params);
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
     let reply = t
         .request(
             "POST",
             path,
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("x-twilio-signature", &signature),
-            ],
+            &[("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", &signature)],
             body.as_bytes(),
         )
         .await;
     assert_eq!(reply.status, 401);
     // A request valid under A's token, replayed to B's URL: same refusal.
-    assert_eq!(
-        t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A)
-            .await
-            .status,
-        200
-    );
-    let replay_signature = twilio_signature(
-        TWILIO_TOKEN_A,
-        "http://127.0.0.1:3000/webhooks/twilio/acme-dental",
-        &params,
-    );
+    assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
+    let replay_signature =
+        twilio_signature(TWILIO_TOKEN_A, "http://127.0.0.1:3000/webhooks/twilio/acme-dental", &params);
     let replay = t
         .request(
             "POST",
             path,
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("x-twilio-signature", &replay_signature),
-            ],
+            &[("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", &replay_signature)],
             body.as_bytes(),
         )
         .await;
     assert_eq!(replay.status, 401);
     // Signed with B's token but carrying A's account: not B's traffic either.
-    assert_eq!(
-        t.post_twilio(TENANT_B, false, &params, TWILIO_TOKEN_B)
-            .await
-            .status,
-        403
-    );
+    assert_eq!(t.post_twilio(TENANT_B, false, &params, TWILIO_TOKEN_B).await.status, 403);
 
     let stored = t.messages().await;
     assert_eq!(stored.len(), 1);

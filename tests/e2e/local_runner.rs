@@ -9,9 +9,7 @@ async fn serve(router: axum::Router) -> u16 {
 }
 
 async fn http(port: u16, request: String) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
@@ -30,20 +28,11 @@ async fn the_runner_serves_the_template_routes_and_the_lambda_invoke_api() {
         format!("GET /webhooks/meta?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42 HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"),
     )
     .await;
-    assert!(
-        verify.starts_with("HTTP/1.1 200") && verify.ends_with("42"),
-        "{verify}"
-    );
-    let missing = http(
-        api,
-        "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into(),
-    )
-    .await;
+    assert!(verify.starts_with("HTTP/1.1 200") && verify.ends_with("42"), "{verify}");
+    let missing = http(api, "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into()).await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 
-    let event =
-        std::fs::read_to_string(concierge_local::repo_root().join("events/meta-text-message.json"))
-            .unwrap();
+    let event = std::fs::read_to_string(concierge_local::repo_root().join("events/meta-text-message.json")).unwrap();
     let invoke = |name: &str| {
         format!(
             "POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{event}",
@@ -52,17 +41,115 @@ async fn the_runner_serves_the_template_routes_and_the_lambda_invoke_api() {
     };
     let invoked = http(lambda, invoke("WebhookIngestFunction")).await;
     assert!(invoked.starts_with("HTTP/1.1 200"), "{invoked}");
-    let payload: serde_json::Value =
-        serde_json::from_str(invoked.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let payload: serde_json::Value = serde_json::from_str(invoked.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(payload["statusCode"], 200);
-    assert_eq!(
-        t.messages().await.len(),
-        1,
-        "the invoked event was ingested"
-    );
+    assert_eq!(t.messages().await.len(), 1, "the invoked event was ingested");
     let unknown = http(lambda, invoke("NoSuchFunction")).await;
+    assert!(unknown.starts_with("HTTP/1.1 404") && unknown.contains("ResourceNotFoundException"), "{unknown}");
+}
+
+/// The runner's SQS event source mapping, with a stand-in consumer (the reply worker comes next):
+/// reported failures stay on the queue, the rest is deleted, a function error keeps everything.
+#[tokio::test]
+async fn sqs_mappings_delete_what_succeeded_and_keep_reported_failures() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+    use concierge_local::event_sources::SqsMapping;
+
+    let t = TestStack::spawn().await;
+    for (i, contact) in ["+4915112345678", "+34600111222", "+447700900123"].iter().enumerate() {
+        t.sqs
+            .send_message()
+            .queue_url(t.queue_url())
+            .message_body(format!("job-{i}"))
+            .message_group_id(format!("acme-dental#{contact}"))
+            .message_deduplication_id(format!("d{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_by_handler = seen.clone();
+    let mapping = SqsMapping {
+        function: "StandIn".into(),
+        queue_url: t.queue_url(),
+        queue_arn: t.stack.provisioned.attribute("InboundQueue", "Arn").unwrap().to_owned(),
+        batch_size: 10,
+        report_batch_item_failures: true,
+        handler: Arc::new(move |event| {
+            let seen = seen_by_handler.clone();
+            Box::pin(async move {
+                let mut response = SqsBatchResponse::default();
+                for record in event.records {
+                    let body = record.body.unwrap_or_default();
+                    seen.lock().unwrap().push((body.clone(), record.attributes.get("MessageGroupId").cloned()));
+                    if body == "job-1" {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = record.message_id.unwrap();
+                        response.batch_item_failures.push(failure);
+                    }
+                }
+                Ok(response)
+            })
+        }),
+    };
+    let outcome = mapping.poll_once(&t.sqs, Duration::ZERO).await.unwrap();
+    assert_eq!((outcome.received, outcome.deleted), (3, 2));
     assert!(
-        unknown.starts_with("HTTP/1.1 404") && unknown.contains("ResourceNotFoundException"),
-        "{unknown}"
+        seen.lock().unwrap().iter().all(|(_, group)| group.as_deref().is_some_and(|g| g.starts_with("acme-dental#")))
     );
+
+    let attributes = t
+        .sqs
+        .get_queue_attributes()
+        .queue_url(t.queue_url())
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| attributes[&name].parse::<u32>().unwrap();
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1,
+        "only the reported failure is left"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_sink_answers_like_the_providers_and_records_what_would_have_been_sent() {
+    let t = TestStack::spawn().await;
+    let function = t.stack.function("WebhookIngestFunction").unwrap();
+    assert_eq!(function.env["META_GRAPH_BASE_URL"], "http://127.0.0.1:3000/sandbox/meta");
+    let api = serve(t.stack.api_router()).await;
+
+    let send = r#"{"messaging_product":"whatsapp","recipient_type":"individual","to":"4915112345678","type":"text","text":{"body":"Yes, Saturday 9-13."}}"#;
+    let reply = http(
+        api,
+        format!(
+            "POST /sandbox/meta/v23.0/100000000000001/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{send}",
+            send.len()
+        ),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200") && reply.contains("wamid.sandbox-1"), "{reply}");
+    let form = "To=whatsapp%3A%2B14155550123&From=whatsapp%3A%2B14155550100&Body=Hi";
+    let twilio = http(
+        api,
+        format!(
+            "POST /sandbox/twilio/2010-04-01/Accounts/{TWILIO_ACCOUNT_A}/Messages.json HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .await;
+    assert!(twilio.starts_with("HTTP/1.1 201"), "{twilio}");
+
+    let sent = t.stack.outbox.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0]["phone_number_id"], "100000000000001");
+    assert_eq!(sent[1]["request"]["Body"], "Hi");
 }

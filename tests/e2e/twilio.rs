@@ -19,24 +19,14 @@ fn inbound(sid: &str) -> Vec<(&str, &str)> {
 async fn a_signed_inbound_message_is_stored_once_queued_once_and_answered_with_empty_twiml() {
     let t = TestStack::spawn().await;
     let params = inbound("SM22222222222222222222222222222222");
-    let first = t
-        .post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A)
-        .await;
+    let first = t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.content_type, "text/xml");
     assert!(first.body.ends_with("<Response/>"), "{}", first.body);
     // Twilio retries once by default: same message, no second copy.
-    assert_eq!(
-        t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
 
-    let item = t
-        .message("acme-dental#MSG#twilio#SM22222222222222222222222222222222")
-        .await
-        .expect("stored");
+    let item = t.message("acme-dental#MSG#twilio#SM22222222222222222222222222222222").await.expect("stored");
     assert_eq!(s(&item, "contact"), "+14155550123");
     assert_eq!(s(&item, "gsi1pk"), "acme-dental#CONV#+14155550123");
     assert_eq!(t.messages().await.len(), 1);
@@ -47,67 +37,19 @@ async fn a_signed_inbound_message_is_stored_once_queued_once_and_answered_with_e
 async fn bad_twilio_requests_get_clear_statuses_and_write_nothing() {
     let t = TestStack::spawn().await;
     let params = inbound("SM33333333333333333333333333333333");
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().copied())
-        .finish();
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter().copied()).finish();
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    assert_eq!(
-        t.request(
-            "POST",
-            "/webhooks/twilio/acme-dental",
-            &form,
-            body.as_bytes()
-        )
-        .await
-        .status,
-        401
-    );
-    assert_eq!(
-        t.post_twilio("no-such-tenant", false, &params, TWILIO_TOKEN_A)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        t.post_twilio("Not_A_Tenant", false, &params, TWILIO_TOKEN_A)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(t.request("POST", "/webhooks/twilio/acme-dental", &form, body.as_bytes()).await.status, 401);
+    assert_eq!(t.post_twilio("no-such-tenant", false, &params, TWILIO_TOKEN_A).await.status, 404);
+    assert_eq!(t.post_twilio("Not_A_Tenant", false, &params, TWILIO_TOKEN_A).await.status, 404);
     // An extra parameter added after signing breaks the signature.
-    let signature = twilio_signature(
-        TWILIO_TOKEN_A,
-        "http://127.0.0.1:3000/webhooks/twilio/acme-dental",
-        &params,
-    );
+    let signature = twilio_signature(TWILIO_TOKEN_A, "http://127.0.0.1:3000/webhooks/twilio/acme-dental", &params);
     let padded = format!("{body}&Injected=1");
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("x-twilio-signature", signature.as_str()),
-    ];
-    assert_eq!(
-        t.request(
-            "POST",
-            "/webhooks/twilio/acme-dental",
-            &headers,
-            padded.as_bytes()
-        )
-        .await
-        .status,
-        401
-    );
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", signature.as_str())];
+    assert_eq!(t.request("POST", "/webhooks/twilio/acme-dental", &headers, padded.as_bytes()).await.status, 401);
     // Signed, but not a message.
-    let no_sender = [
-        ("MessageSid", "SM4"),
-        ("AccountSid", TWILIO_ACCOUNT_A),
-        ("Body", "x"),
-    ];
-    assert_eq!(
-        t.post_twilio(TENANT_A, false, &no_sender, TWILIO_TOKEN_A)
-            .await
-            .status,
-        400
-    );
+    let no_sender = [("MessageSid", "SM4"), ("AccountSid", TWILIO_ACCOUNT_A), ("Body", "x")];
+    assert_eq!(t.post_twilio(TENANT_A, false, &no_sender, TWILIO_TOKEN_A).await.status, 400);
     assert!(t.messages().await.is_empty());
     assert!(t.queued().await.is_empty());
 }
@@ -122,25 +64,33 @@ async fn status_callbacks_update_the_outbound_message_monotonically() {
             ("AccountSid", TWILIO_ACCOUNT_A),
         ]
     };
-    assert_eq!(
-        t.post_twilio(TENANT_A, true, &callback("delivered"), TWILIO_TOKEN_A)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        t.post_twilio(TENANT_A, true, &callback("sent"), TWILIO_TOKEN_A)
-            .await
-            .status,
-        200
-    );
-    let item = t
-        .message("acme-dental#MSG#twilio#SM55555555555555555555555555555555")
-        .await
-        .expect("recorded");
+    assert_eq!(t.post_twilio(TENANT_A, true, &callback("delivered"), TWILIO_TOKEN_A).await.status, 200);
+    assert_eq!(t.post_twilio(TENANT_A, true, &callback("sent"), TWILIO_TOKEN_A).await.status, 200);
+    let item = t.message("acme-dental#MSG#twilio#SM55555555555555555555555555555555").await.expect("recorded");
     assert_eq!(s(&item, "delivery_status"), "delivered");
-    assert!(
-        t.queued().await.is_empty(),
-        "statuses are not queued for the assistant"
-    );
+    assert!(t.queued().await.is_empty(), "statuses are not queued for the assistant");
+}
+
+#[tokio::test]
+async fn the_signed_url_includes_the_query_string_and_unknown_statuses_are_acknowledged() {
+    let t = TestStack::spawn().await;
+    let params = inbound("SM66666666666666666666666666666666");
+    let path = "/webhooks/twilio/acme-dental?source=whatsapp";
+    let signature = twilio_signature(TWILIO_TOKEN_A, &format!("http://127.0.0.1:3000{path}"), &params);
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter().copied()).finish();
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", signature.as_str())];
+    assert_eq!(t.request("POST", path, &headers, body.as_bytes()).await.status, 200);
+    // Signed without the query: refused.
+    let unsigned_query = twilio_signature(TWILIO_TOKEN_A, "http://127.0.0.1:3000/webhooks/twilio/acme-dental", &params);
+    let headers =
+        [("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", unsigned_query.as_str())];
+    assert_eq!(t.request("POST", path, &headers, body.as_bytes()).await.status, 401);
+
+    let odd = [
+        ("MessageSid", "SM77777777777777777777777777777777"),
+        ("MessageStatus", "partially_delivered"),
+        ("AccountSid", TWILIO_ACCOUNT_A),
+    ];
+    assert_eq!(t.post_twilio(TENANT_A, true, &odd, TWILIO_TOKEN_A).await.status, 200);
+    assert!(t.message("acme-dental#MSG#twilio#SM77777777777777777777777777777777").await.is_none());
 }

@@ -38,15 +38,11 @@ fn emulator_endpoint() -> &'static str {
         // A thread that lives as long as the test binary owns the emulator process.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 match Emulator::start(0, None).await {
                     Ok(emulator) => {
-                        tx.send(Ok(emulator.endpoint.clone()))
-                            .expect("harness waits");
+                        tx.send(Ok(emulator.endpoint.clone())).expect("harness waits");
                         std::future::pending::<()>().await;
                         drop(emulator);
                     }
@@ -54,9 +50,7 @@ fn emulator_endpoint() -> &'static str {
                 }
             });
         });
-        rx.recv()
-            .expect("emulator thread")
-            .unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
+        rx.recv().expect("emulator thread").unwrap_or_else(|e| panic!("cannot start the emulator: {e}"))
     })
 }
 
@@ -64,10 +58,7 @@ fn emulator_endpoint() -> &'static str {
 pub fn local_secret(name: &str) -> String {
     let text = std::fs::read_to_string(repo_root().join("infra/local/env.json")).expect("env.json");
     let env: Value = serde_json::from_str(&text).expect("env.json is JSON");
-    env["WebhookIngestFunction"][name]
-        .as_str()
-        .expect("secret in env.json")
-        .to_owned()
+    env["WebhookIngestFunction"][name].as_str().expect("secret in env.json").to_owned()
 }
 
 pub struct TestStack {
@@ -88,18 +79,12 @@ impl TestStack {
     /// A fresh stack with the example tenants loaded.
     pub async fn spawn() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let prefix = format!(
-            "t{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let prefix = format!("t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let sdk = sdk_config(emulator_endpoint()).await;
         let state = std::env::temp_dir().join("concierge-e2e").join(&prefix);
         // Port 3000: the URL the Twilio fixtures in events/ were signed for.
         let options = StackOptions::new(&prefix, &state, 3000);
-        let stack = LocalStack::build(sdk.clone(), &options)
-            .await
-            .expect("local stack builds");
+        let stack = LocalStack::build(sdk.clone(), &options).await.expect("local stack builds");
         Self {
             gateway: stack.gateway(),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
@@ -110,12 +95,7 @@ impl TestStack {
     }
 
     pub fn ingest(&self) -> &webhook_ingest::App {
-        match &self
-            .stack
-            .function("WebhookIngestFunction")
-            .expect("declared in template.yaml")
-            .handler
-        {
+        match &self.stack.function("WebhookIngestFunction").expect("declared in template.yaml").handler {
             Handler::WebhookIngest(app) => app,
         }
     }
@@ -124,13 +104,12 @@ impl TestStack {
         self.ingest().aws_requests()
     }
 
-    pub async fn request(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Reply {
+    /// Requests the function made so far for one operation, e.g. `SQS:SendMessage`.
+    pub fn aws_operation_count(&self, operation: &str) -> u64 {
+        self.ingest().aws_requests_by_operation().get(operation).copied().unwrap_or(0)
+    }
+
+    pub async fn request(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let uri: Uri = path_and_query.parse().expect("valid path");
         let mut map = HeaderMap::new();
         map.insert("host", HeaderValue::from_static("127.0.0.1:3000"));
@@ -168,38 +147,21 @@ impl TestStack {
         self.request(
             "POST",
             "/webhooks/meta",
-            &[
-                ("content-type", "application/json"),
-                ("x-hub-signature-256", &signature),
-            ],
+            &[("content-type", "application/json"), ("x-hub-signature-256", &signature)],
             body,
         )
         .await
     }
 
     /// A Twilio webhook to `tenant`'s URL, signed with `token`.
-    pub async fn post_twilio(
-        &self,
-        tenant: &str,
-        status: bool,
-        params: &[(&str, &str)],
-        token: &str,
-    ) -> Reply {
-        let path = format!(
-            "/webhooks/twilio/{tenant}{}",
-            if status { "/status" } else { "" }
-        );
+    pub async fn post_twilio(&self, tenant: &str, status: bool, params: &[(&str, &str)], token: &str) -> Reply {
+        let path = format!("/webhooks/twilio/{tenant}{}", if status { "/status" } else { "" });
         let signature = twilio_signature(token, &format!("http://127.0.0.1:3000{path}"), params);
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params)
-            .finish();
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
         self.request(
             "POST",
             &path,
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("x-twilio-signature", &signature),
-            ],
+            &[("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", &signature)],
             body.as_bytes(),
         )
         .await
@@ -235,11 +197,7 @@ impl TestStack {
     }
 
     pub fn queue_url(&self) -> String {
-        self.stack
-            .provisioned
-            .reference("InboundQueue")
-            .expect("queue")
-            .to_owned()
+        self.stack.provisioned.reference("InboundQueue").expect("queue").to_owned()
     }
 
     /// Everything on the inbound queue, read without deleting it (messages stay in flight).
@@ -308,8 +266,10 @@ pub fn notification(changes: &[(&str, Vec<Value>, Vec<Value>)]) -> Vec<u8> {
             }})
         })
         .collect();
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": changes}]}))
-        .expect("serialisable")
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": changes}]}),
+    )
+    .expect("serialisable")
 }
 
 /// Captures this thread's log output (JSON lines) while the guard lives.
@@ -327,10 +287,7 @@ impl LogCapture {
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || CaptureWriter(writer.clone()))
             .finish();
-        Self {
-            buffer,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        Self { buffer, _guard: tracing::subscriber::set_default(subscriber) }
     }
 
     pub fn text(&self) -> String {

@@ -6,9 +6,8 @@ mod meta;
 mod respond;
 mod twilio;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use concierge::aws::{AwsClients, RequestCounter};
+use concierge::clock::unix_now;
 use concierge::config::{ConfigError, IngestConfig, MasterKeySource, Secret};
 use concierge::crypto::{CryptoError, MasterKey};
 use concierge::ingest::Ingest;
@@ -69,6 +68,11 @@ impl App {
     pub fn aws_requests(&self) -> u64 {
         self.requests.get()
     }
+
+    /// The same, per operation (`DynamoDB:PutItem`, `SQS:SendMessage`, …).
+    pub fn aws_requests_by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.requests.by_operation()
+    }
 }
 
 /// The Lambda handler. Every outcome is an HTTP response; internals never reach the caller.
@@ -89,9 +93,9 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
         let before = app.aws_requests();
         let response = match (route, req.method()) {
             (Route::Meta, &Method::GET) => meta::verify(app, &req),
-            (Route::Meta, &Method::POST) => meta::notify(app, &req, now()).await,
+            (Route::Meta, &Method::POST) => meta::notify(app, &req, unix_now()).await,
             (Route::Twilio { tenant, status }, &Method::POST) => {
-                twilio::receive(app, &req, &tenant, status, now()).await
+                twilio::receive(app, &req, &tenant, status, unix_now()).await
             }
             (Route::NotFound, _) => respond::error(404, "not found"),
             _ => respond::error(405, "method not allowed"),
@@ -105,12 +109,6 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
     }
     .instrument(span)
     .await
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The routes of template.yaml. Matched on the path's tail so a stage or custom-domain prefix
@@ -130,14 +128,8 @@ impl Route {
         };
         match &segments[at + 1..] {
             ["meta"] => Self::Meta,
-            ["twilio", tenant] => Self::Twilio {
-                tenant: (*tenant).to_owned(),
-                status: false,
-            },
-            ["twilio", tenant, "status"] => Self::Twilio {
-                tenant: (*tenant).to_owned(),
-                status: true,
-            },
+            ["twilio", tenant] => Self::Twilio { tenant: (*tenant).to_owned(), status: false },
+            ["twilio", tenant, "status"] => Self::Twilio { tenant: (*tenant).to_owned(), status: true },
             _ => Self::NotFound,
         }
     }
@@ -160,27 +152,9 @@ mod tests {
     fn routes_match_with_or_without_a_stage_prefix() {
         assert_eq!(Route::parse("/webhooks/meta"), Route::Meta);
         assert_eq!(Route::parse("/prod/webhooks/meta/"), Route::Meta);
-        assert_eq!(
-            Route::parse("/webhooks/twilio/acme"),
-            Route::Twilio {
-                tenant: "acme".into(),
-                status: false
-            }
-        );
-        assert_eq!(
-            Route::parse("/webhooks/twilio/acme/status"),
-            Route::Twilio {
-                tenant: "acme".into(),
-                status: true
-            }
-        );
-        for other in [
-            "/",
-            "/webhooks",
-            "/webhooks/twilio",
-            "/webhooks/meta/x",
-            "/other/meta",
-        ] {
+        assert_eq!(Route::parse("/webhooks/twilio/acme"), Route::Twilio { tenant: "acme".into(), status: false });
+        assert_eq!(Route::parse("/webhooks/twilio/acme/status"), Route::Twilio { tenant: "acme".into(), status: true });
+        for other in ["/", "/webhooks", "/webhooks/twilio", "/webhooks/meta/x", "/other/meta"] {
             assert_eq!(Route::parse(other), Route::NotFound, "{other}");
         }
     }

@@ -9,20 +9,15 @@ use crate::{App, respond};
 /// Echoes the challenge when the verify token matches; 403 otherwise.
 pub fn verify(app: &App, req: &Request) -> Response<Body> {
     let query = req.query_string_parameters();
-    let token_ok = query.first("hub.verify_token").is_some_and(|t| {
-        bool::from(
-            t.as_bytes()
-                .ct_eq(app.meta_verify_token.expose().as_bytes()),
-        )
-    });
+    let token_ok = query
+        .first("hub.verify_token")
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(app.meta_verify_token.expose().as_bytes())));
     if query.first("hub.mode") != Some("subscribe") || !token_ok {
         return respond::error(403, "verification failed");
     }
     // Meta's challenge is a number; refusing anything else keeps this from reflecting markup.
     match query.first("hub.challenge") {
-        Some(c)
-            if !c.is_empty() && c.len() <= 128 && c.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
+        Some(c) if !c.is_empty() && c.len() <= 128 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
             respond::ok_text(c.to_owned())
         }
         _ => respond::error(400, "missing or invalid hub.challenge"),
@@ -35,10 +30,7 @@ pub async fn notify(app: &App, req: &Request, now: i64) -> Response<Body> {
     if body.len() > meta::MAX_BODY_BYTES {
         return respond::error(413, "body exceeds 3 MB");
     }
-    let header = req
-        .headers()
-        .get(signature::HEADER)
-        .and_then(|v| v.to_str().ok());
+    let header = req.headers().get(signature::HEADER).and_then(|v| v.to_str().ok());
     if signature::verify(app.meta_app_secret.expose().as_bytes(), body, header).is_err() {
         tracing::warn!("meta signature missing or invalid");
         return respond::error(401, "invalid signature");

@@ -11,11 +11,7 @@ pub fn with(status: u16, content_type: &str, body: impl Into<Body>) -> Response<
 }
 
 pub fn error(status: u16, message: &'static str) -> Response<Body> {
-    with(
-        status,
-        "application/json",
-        format!("{{\"error\":\"{message}\"}}"),
-    )
+    with(status, "application/json", format!("{{\"error\":\"{message}\"}}"))
 }
 
 pub fn ok_text(body: impl Into<Body>) -> Response<Body> {

@@ -2,28 +2,25 @@
 
 use concierge::channels::twilio::{self, Form, signature};
 use concierge::domain::TenantId;
+use concierge::tenants::TenantDirectory;
 use lambda_http::{Body, Request, Response};
 
 use crate::{App, respond};
 
-pub async fn receive(
-    app: &App,
-    req: &Request,
-    tenant: &str,
-    status: bool,
-    now: i64,
-) -> Response<Body> {
+pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool, now: i64) -> Response<Body> {
     let Ok(tenant_id) = TenantId::parse(tenant) else {
         return respond::error(404, "unknown tenant");
     };
     let directory = &app.pipeline.directory;
-    let (tenant, credentials) = match (
-        concierge::tenants::TenantDirectory::by_id(directory, &tenant_id).await,
-        concierge::tenants::TenantDirectory::twilio_credentials(directory, &tenant_id).await,
-    ) {
-        (Ok(Some(tenant)), Ok(Some(credentials))) => (tenant, credentials),
-        (Ok(_), Ok(_)) => return respond::error(404, "unknown tenant"),
-        _ => return respond::error(500, "temporarily unavailable"),
+    let tenant = match directory.by_id(&tenant_id).await {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return respond::error(404, "unknown tenant"),
+        Err(_) => return respond::error(500, "temporarily unavailable"),
+    };
+    let credentials = match directory.twilio_credentials(&tenant).await {
+        Ok(Some(credentials)) => credentials,
+        Ok(None) => return respond::error(404, "unknown tenant"),
+        Err(_) => return respond::error(500, "temporarily unavailable"),
     };
 
     let body: &[u8] = req.body().as_ref();
@@ -32,19 +29,10 @@ pub async fn receive(
     }
     // Twilio signed the public URL it called, which Lambda does not see: rebuild it.
     let url = public_url(app, req, &tenant_id, status);
-    let header = req
-        .headers()
-        .get(signature::HEADER)
-        .and_then(|v| v.to_str().ok());
+    let header = req.headers().get(signature::HEADER).and_then(|v| v.to_str().ok());
     if let Some(body_sha256) = query_param(req, "bodySHA256") {
         // JSON-bodied webhooks sign the URL and bind the body by hash; messaging uses forms.
-        return match signature::verify_json(
-            &credentials.auth_token,
-            &url,
-            &body_sha256,
-            body,
-            header,
-        ) {
+        return match signature::verify_json(&credentials.auth_token, &url, &body_sha256, body, header) {
             Ok(()) => respond::error(415, "form-encoded body expected"),
             Err(_) => respond::error(401, "invalid signature"),
         };
@@ -61,20 +49,12 @@ pub async fn receive(
 
     let result = if status {
         match twilio::status_update(&form, now) {
-            Ok(update) => {
-                app.pipeline
-                    .tenant_updates(&tenant, Vec::new(), vec![update], now)
-                    .await
-            }
+            Ok(update) => app.pipeline.tenant_updates(&tenant, Vec::new(), update.into_iter().collect(), now).await,
             Err(_) => return respond::error(400, "malformed status callback"),
         }
     } else {
         match twilio::inbound_message(&form, now) {
-            Ok(message) => {
-                app.pipeline
-                    .tenant_updates(&tenant, vec![message], Vec::new(), now)
-                    .await
-            }
+            Ok(message) => app.pipeline.tenant_updates(&tenant, vec![message], Vec::new(), now).await,
             Err(_) => return respond::error(400, "malformed message"),
         }
     };
@@ -93,11 +73,7 @@ pub async fn receive(
 
 fn public_url(app: &App, req: &Request, tenant: &TenantId, status: bool) -> String {
     let base = app.public_base_url.clone().unwrap_or_else(|| {
-        let host = req
-            .headers()
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
+        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
         format!("https://{host}")
     });
     let suffix = if status { "/status" } else { "" };
@@ -109,7 +85,5 @@ fn public_url(app: &App, req: &Request, tenant: &TenantId, status: bool) -> Stri
 
 fn query_param(req: &Request, name: &str) -> Option<String> {
     let query = req.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

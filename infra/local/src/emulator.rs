@@ -20,10 +20,7 @@ impl Emulator {
     /// Attaches to `AWS_ENDPOINT_URL` if set, else starts moto on `port` (0 picks a free one).
     pub async fn start_or_attach(port: u16, log: Option<PathBuf>) -> Result<Self> {
         match std::env::var("AWS_ENDPOINT_URL") {
-            Ok(url) if !url.is_empty() => Ok(Self {
-                endpoint: url.trim_end_matches('/').to_owned(),
-                _child: None,
-            }),
+            Ok(url) if !url.is_empty() => Ok(Self { endpoint: url.trim_end_matches('/').to_owned(), _child: None }),
             _ => Self::start(port, log).await,
         }
     }
@@ -31,9 +28,7 @@ impl Emulator {
     pub async fn start(port: u16, log: Option<PathBuf>) -> Result<Self> {
         let port = if port == 0 { free_port()? } else { port };
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            bail!(
-                "port {port} is taken: use another emulator port, or point AWS_ENDPOINT_URL at the running emulator"
-            );
+            bail!("port {port} is taken: use another emulator port, or point AWS_ENDPOINT_URL at the running emulator");
         }
         let moto = moto_server()?;
         let stdout = match &log {
@@ -41,10 +36,7 @@ impl Emulator {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                Stdio::from(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("creating {}", path.display()))?,
-                )
+                Stdio::from(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)
             }
             None => Stdio::null(),
         };
@@ -70,10 +62,7 @@ impl Emulator {
         // 127.0.0.1, not localhost: S3 would otherwise put the bucket into the host name.
         let endpoint = format!("http://127.0.0.1:{port}");
         wait_until_listening(port).await?;
-        Ok(Self {
-            endpoint,
-            _child: Some(child),
-        })
+        Ok(Self { endpoint, _child: Some(child) })
     }
 
     /// SDK configuration for the emulator: fixed region and dummy credentials.
@@ -86,13 +75,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "concierge-local",
-        ))
+        .credentials_provider(Credentials::new("local", "local", None, None, "concierge-local"))
         .load()
         .await
 }
@@ -103,27 +86,19 @@ fn moto_server() -> Result<PathBuf> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
     let bin = venv.join("bin/moto_server");
     if !bin.exists() {
-        bail!(
-            "{} not found: run `make venv` (or set AWS_ENDPOINT_URL to a running emulator)",
-            bin.display()
-        );
+        bail!("{} not found: run `make venv` (or set AWS_ENDPOINT_URL to a running emulator)", bin.display());
     }
     Ok(bin)
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 async fn wait_until_listening(port: u16) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

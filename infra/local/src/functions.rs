@@ -21,8 +21,7 @@ pub struct EnvOverrides(serde_json::Map<String, serde_json::Value>);
 
 impl EnvOverrides {
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let value: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         match value {
@@ -31,10 +30,7 @@ impl EnvOverrides {
         }
     }
 
-    fn for_function<'a>(
-        &'a self,
-        logical_id: &'a str,
-    ) -> impl Iterator<Item = (String, String)> + 'a {
+    fn for_function<'a>(&'a self, logical_id: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
         ["Parameters", logical_id]
             .into_iter()
             .filter_map(|k| self.0.get(k)?.as_object())
@@ -81,41 +77,25 @@ pub fn resolve_environment(
     }
     env.extend(overrides.for_function(&def.logical_id));
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-    let unresolved: Vec<&str> = env
-        .iter()
-        .filter(|(_, v)| v.contains("{{resolve:"))
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let unresolved: Vec<&str> = env.iter().filter(|(_, v)| v.contains("{{resolve:")).map(|(k, _)| k.as_str()).collect();
     if !unresolved.is_empty() {
-        bail!(
-            "{}: give {} in the env-vars file (infra/local/env.json)",
-            def.logical_id,
-            unresolved.join(", ")
-        );
+        bail!("{}: give {} in the env-vars file (infra/local/env.json)", def.logical_id, unresolved.join(", "));
     }
     Ok(env)
 }
 
 /// `${Name}` and `${Resource.Attribute}`; dynamic references `{{resolve:…}}` are left alone.
-fn substitute(
-    text: &str,
-    lookup_ref: &dyn Fn(&str) -> Result<String>,
-    provisioned: &Provisioned,
-) -> Result<String> {
+fn substitute(text: &str, lookup_ref: &dyn Fn(&str) -> Result<String>, provisioned: &Provisioned) -> Result<String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| anyhow!("unterminated ${{ in !Sub"))?
-            + start;
+        let end = rest[start..].find('}').ok_or_else(|| anyhow!("unterminated ${{ in !Sub"))? + start;
         let name = &rest[start + 2..end];
         let value = match name.split_once('.') {
-            Some((r, a)) if !name.starts_with("AWS::") => provisioned
-                .attribute(r, a)
-                .map(str::to_owned)
-                .ok_or_else(|| anyhow!("cannot resolve ${{{name}}}"))?,
+            Some((r, a)) if !name.starts_with("AWS::") => {
+                provisioned.attribute(r, a).map(str::to_owned).ok_or_else(|| anyhow!("cannot resolve ${{{name}}}"))?
+            }
             _ => lookup_ref(name)?,
         };
         out.push_str(&value);
@@ -142,19 +122,19 @@ impl LocalFunction {
         let vars = Vars(|k: &str| env.get(k).cloned());
         let handler = match def.binary.as_str() {
             "webhook-ingest" => {
-                let config =
-                    IngestConfig::from_vars(&vars).with_context(|| def.logical_id.clone())?;
-                Handler::WebhookIngest(Arc::new(webhook_ingest::App::new(
-                    config,
-                    AwsClients::new(sdk),
-                )?))
+                let config = IngestConfig::from_vars(&vars).with_context(|| def.logical_id.clone())?;
+                Handler::WebhookIngest(Arc::new(webhook_ingest::App::new(config, AwsClients::new(sdk))?))
             }
-            other => bail!(
-                "{}: the local runner does not know binary {other:?}",
-                def.logical_id
-            ),
+            other => bail!("{}: the local runner does not know binary {other:?}", def.logical_id),
         };
         Ok(Self { def, env, handler })
+    }
+
+    /// How to hand this function an SQS batch (none of today's functions consumes a queue).
+    pub fn sqs_handler(&self) -> Option<crate::event_sources::SqsHandler> {
+        match &self.handler {
+            Handler::WebhookIngest(_) => None,
+        }
     }
 
     pub fn is_http(&self) -> bool {
@@ -163,9 +143,7 @@ impl LocalFunction {
 
     pub async fn call_http(&self, req: Request) -> Result<Response<Body>> {
         match &self.handler {
-            Handler::WebhookIngest(app) => webhook_ingest::handle(app, req)
-                .await
-                .map_err(|e| anyhow!(e.to_string())),
+            Handler::WebhookIngest(app) => webhook_ingest::handle(app, req).await.map_err(|e| anyhow!(e.to_string())),
         }
     }
 }

@@ -32,18 +32,11 @@ impl Gateway {
                 routes.push((r.method.clone(), segments(&r.path), f.clone()));
             }
         }
-        Self {
-            routes,
-            requests: AtomicU64::new(0),
-        }
+        Self { routes, requests: AtomicU64::new(0) }
     }
 
     /// The function, route key and path parameters for a request, as API Gateway matches them.
-    fn route(
-        &self,
-        method: &str,
-        path: &str,
-    ) -> Option<(Arc<LocalFunction>, String, BTreeMap<String, String>)> {
+    fn route(&self, method: &str, path: &str) -> Option<(Arc<LocalFunction>, String, BTreeMap<String, String>)> {
         let actual = segments(path);
         self.routes.iter().find_map(|(m, template, f)| {
             if m != method && m != "ANY" || template.len() != actual.len() {
@@ -74,9 +67,7 @@ impl Gateway {
         params: &BTreeMap<String, String>,
     ) -> serde_json::Value {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut header_map = serde_json::Map::new();
         for (name, value) in headers {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -93,24 +84,20 @@ impl Gateway {
                 .and_modify(|e| *e = json!(format!("{},{v}", e.as_str().unwrap_or_default())))
                 .or_insert(json!(v));
         }
-        // API Gateway passes text bodies as they are and base64-encodes the rest.
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let textual = content_type.starts_with("text/")
-            || content_type.contains("json")
-            || content_type.contains("x-www-form-urlencoded")
-            || content_type.contains("xml");
+        // HTTP APIs pass text, JSON, XML and JavaScript bodies as they are and base64-encode
+        // everything else, form posts (Twilio's webhooks) and bodies without a type included.
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let textual = media_type.starts_with("text/")
+            || ["application/json", "application/javascript", "application/xml"].contains(&media_type.as_str())
+            || media_type.ends_with("+json")
+            || media_type.ends_with("+xml");
         let (body, encoded) = match std::str::from_utf8(body) {
             _ if body.is_empty() => (serde_json::Value::Null, false),
             Ok(text) if textual => (json!(text), false),
             _ => (json!(BASE64.encode(body)), true),
         };
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
         json!({
             "version": "2.0",
             "routeKey": route_key,
@@ -144,10 +131,7 @@ impl Gateway {
 }
 
 fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn form_pairs(query: &str) -> Vec<(String, String)> {
@@ -155,9 +139,7 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(bytes)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 impl Gateway {
@@ -186,23 +168,12 @@ pub async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match gateway
-        .dispatch(method.as_str(), &uri, &headers, &body)
-        .await
-    {
-        None => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"message": "Not Found"})),
-        )
-            .into_response(),
+    match gateway.dispatch(method.as_str(), &uri, &headers, &body).await {
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response(),
         Some(Ok(response)) => into_axum(response),
         Some(Err(e)) => {
             tracing::error!(error = %e, "function failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"message": "Internal Server Error"})),
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "Internal Server Error"}))).into_response()
         }
     }
 }
@@ -211,8 +182,7 @@ fn into_axum(response: lambda_http::Response<lambda_http::Body>) -> Response {
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = body.as_ref().to_vec();
     let mut out = Response::new(axum::body::Body::from(bytes));
-    *out.status_mut() =
-        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in &parts.headers {
         out.headers_mut().append(name, value.clone());
     }
@@ -227,23 +197,21 @@ pub async fn invoke(
     Path(name): Path<String>,
     payload: Bytes,
 ) -> Response {
-    let Some(function) = functions
-        .iter()
-        .find(|f| f.def.logical_id == name || f.def.binary == name)
-    else {
+    let Some(function) = functions.iter().find(|f| f.def.logical_id == name || f.def.binary == name) else {
         let mut r = (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"Type": "User", "Message": format!("Function not found: {name}")})),
         )
             .into_response();
-        r.headers_mut().insert(
-            "x-amzn-errortype",
-            "ResourceNotFoundException".parse().expect("static header"),
-        );
+        r.headers_mut().insert("x-amzn-errortype", "ResourceNotFoundException".parse().expect("static header"));
         return r;
     };
     if !function.is_http() {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"Type": "User", "Message": "only HTTP functions can be invoked directly for now"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"Type": "User", "Message": "only HTTP functions can be invoked directly for now"})),
+        )
+            .into_response();
     }
     let text = String::from_utf8_lossy(&payload);
     let request = match lambda_http::request::from_str(&text) {
@@ -273,9 +241,6 @@ pub async fn invoke(
 /// Lambda reports a function error with 200 and `X-Amz-Function-Error: Unhandled`.
 fn unhandled(message: String) -> Response {
     let mut r = axum::Json(json!({"errorType": "Error", "errorMessage": message})).into_response();
-    r.headers_mut().insert(
-        "x-amz-function-error",
-        "Unhandled".parse().expect("static header"),
-    );
+    r.headers_mut().insert("x-amz-function-error", "Unhandled".parse().expect("static header"));
     r
 }

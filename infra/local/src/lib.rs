@@ -3,14 +3,15 @@
 //! tests build the same stack, one per test, against one emulator.
 
 pub mod emulator;
+pub mod event_sources;
 pub mod functions;
 pub mod gateway;
 pub mod provision;
+pub mod sandbox;
 pub mod template;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use aws_config::SdkConfig;
@@ -55,6 +56,7 @@ impl StackOptions {
 }
 
 pub struct LocalStack {
+    pub outbox: Arc<sandbox::Outbox>,
     pub sdk: SdkConfig,
     pub provisioned: Provisioned,
     pub functions: Vec<Arc<LocalFunction>>,
@@ -69,18 +71,17 @@ impl LocalStack {
         let overrides = EnvOverrides::load(&options.env_vars)?;
         let mut parameters = template.parameter_defaults();
         parameters.insert("PublicBaseUrl".into(), options.public_base_url.clone());
-        let extra = [("SECRETS_KEY_FILE", options.key_file.display().to_string())];
+        let mut extra = vec![("SECRETS_KEY_FILE", options.key_file.display().to_string())];
+        // Outbound calls go to the sandbox unless real base URLs are given.
+        for (name, sandbox) in sandbox::base_urls(&options.public_base_url) {
+            extra.push((name, std::env::var(name).unwrap_or(sandbox)));
+        }
         let mut functions = Vec::new();
         for def in template.functions()? {
             let env = resolve_environment(&def, &provisioned, &parameters, &overrides, &extra)?;
             functions.push(Arc::new(LocalFunction::build(def, env, &sdk)?));
         }
-        let stack = Self {
-            sdk,
-            provisioned,
-            functions,
-            master_key,
-        };
+        let stack = Self { outbox: Arc::default(), sdk, provisioned, functions, master_key };
         if let Some(tenants) = &options.tenants {
             stack.load_tenants(tenants).await?;
         }
@@ -101,42 +102,61 @@ impl LocalStack {
             routes_table: self.table("RoutesTable")?,
             master_key: &self.master_key,
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        Ok(loader.load(file, now).await.context("loading tenants")?)
+        let now = concierge::clock::unix_now();
+        loader.load(file, now).await.context("loading tenants")
     }
 
     pub fn table(&self, logical_id: &str) -> Result<&str> {
-        self.provisioned
-            .reference(logical_id)
-            .ok_or_else(|| anyhow!("{logical_id} is not in the template"))
+        self.provisioned.reference(logical_id).ok_or_else(|| anyhow!("{logical_id} is not in the template"))
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Arc<LocalFunction>> {
-        self.functions
-            .iter()
-            .find(|f| f.def.logical_id == logical_id)
+        self.functions.iter().find(|f| f.def.logical_id == logical_id)
+    }
+
+    /// The template's SQS event sources, each bound to its function's handler.
+    pub fn sqs_mappings(&self) -> Result<Vec<event_sources::SqsMapping>> {
+        let mut mappings = Vec::new();
+        for f in &self.functions {
+            for source in &f.def.sqs_sources {
+                let handler = f
+                    .sqs_handler()
+                    .ok_or_else(|| anyhow!("{} has an SQS event but no SQS handler", f.def.logical_id))?;
+                mappings.push(event_sources::SqsMapping {
+                    function: f.def.logical_id.clone(),
+                    queue_url: self
+                        .provisioned
+                        .reference(&source.queue)
+                        .ok_or_else(|| anyhow!("{} is not provisioned", source.queue))?
+                        .to_owned(),
+                    queue_arn: self
+                        .provisioned
+                        .attribute(&source.queue, "Arn")
+                        .ok_or_else(|| anyhow!("{} is not provisioned", source.queue))?
+                        .to_owned(),
+                    batch_size: source.batch_size,
+                    report_batch_item_failures: source.report_batch_item_failures,
+                    handler,
+                });
+            }
+        }
+        Ok(mappings)
     }
 
     pub fn gateway(&self) -> Gateway {
         Gateway::new(&self.functions)
     }
 
-    /// API Gateway on the template's routes.
+    /// API Gateway on the template's routes, plus the sandbox sink under `/sandbox`.
     pub fn api_router(&self) -> axum::Router {
-        axum::Router::new()
-            .fallback(gateway::api)
-            .with_state(Arc::new(self.gateway()))
+        sandbox::router(self.outbox.clone())
+            .merge(axum::Router::new().fallback(gateway::api).with_state(Arc::new(self.gateway())))
     }
 
     /// The Lambda Invoke API.
     pub fn invoke_router(&self) -> axum::Router {
         axum::Router::new()
-            .route(
-                "/2015-03-31/functions/{name}/invocations",
-                axum::routing::post(gateway::invoke),
-            )
+            .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(gateway::invoke))
             .with_state(Arc::new(self.functions.clone()))
     }
 }

@@ -37,9 +37,7 @@ struct Args {
 async fn main() -> Result<()> {
     concierge::telemetry::init();
     let args = Args::parse();
-    let emulator =
-        Emulator::start_or_attach(args.emulator_port, Some(args.state_dir.join("moto.log")))
-            .await?;
+    let emulator = Emulator::start_or_attach(args.emulator_port, Some(args.state_dir.join("moto.log"))).await?;
     let mut options = StackOptions::new("concierge", &args.state_dir, args.api_port);
     options.tenants = Some(args.tenants.clone());
     options.env_vars = args.env_vars;
@@ -48,10 +46,9 @@ async fn main() -> Result<()> {
     let api = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.api_port)))
         .await
         .with_context(|| format!("port {} is taken (use --api-port)", args.api_port))?;
-    let lambda =
-        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.lambda_port)))
-            .await
-            .with_context(|| format!("port {} is taken (use --lambda-port)", args.lambda_port))?;
+    let lambda = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.lambda_port)))
+        .await
+        .with_context(|| format!("port {} is taken (use --lambda-port)", args.lambda_port))?;
 
     println!("Concierge local stack");
     println!("  emulator    {}", emulator.endpoint);
@@ -59,20 +56,22 @@ async fn main() -> Result<()> {
     for f in &stack.functions {
         println!("  function    {} ({})", f.def.logical_id, f.def.binary);
         for r in &f.def.http_routes {
-            println!(
-                "    {:<5} http://127.0.0.1:{}{}",
-                r.method, args.api_port, r.path
-            );
+            println!("    {:<5} http://127.0.0.1:{}{}", r.method, args.api_port, r.path);
         }
     }
-    println!(
-        "  lambda API  http://127.0.0.1:{} (aws lambda invoke --endpoint-url …)",
-        args.lambda_port
-    );
+    println!("  lambda API  http://127.0.0.1:{} (aws lambda invoke --endpoint-url …)", args.lambda_port);
     for (id, name) in &stack.provisioned.refs {
         println!("  resource    {id} = {name}");
     }
+    let mappings = stack.sqs_mappings()?;
+    for m in &mappings {
+        println!("  sqs         {} -> {} (batch {})", m.queue_url, m.function, m.batch_size);
+    }
     println!("Ctrl-C stops everything.");
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    for mapping in mappings {
+        tokio::spawn(mapping.run(sqs.clone()));
+    }
 
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, anyhow};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_norway::Value;
@@ -27,9 +27,7 @@ impl Provisioned {
     }
 
     pub fn attribute(&self, logical_id: &str, attribute: &str) -> Option<&str> {
-        self.attributes
-            .get(&(logical_id.to_owned(), attribute.to_owned()))
-            .map(String::as_str)
+        self.attributes.get(&(logical_id.to_owned(), attribute.to_owned())).map(String::as_str)
     }
 }
 
@@ -38,13 +36,9 @@ pub async fn provision(template: &Template, sdk: &SdkConfig, prefix: &str) -> Re
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     for (id, props) in template.resources_of("AWS::DynamoDB::Table") {
         let name = format!("{prefix}-{id}");
-        create_table(&dynamodb, &name, props)
-            .await
-            .with_context(|| format!("creating table {id}"))?;
-        out.attributes.insert(
-            (id.to_owned(), "Arn".into()),
-            format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}"),
-        );
+        create_table(&dynamodb, &name, props).await.with_context(|| format!("creating table {id}"))?;
+        out.attributes
+            .insert((id.to_owned(), "Arn".into()), format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}"));
         out.refs.insert(id.to_owned(), name);
     }
 
@@ -53,59 +47,37 @@ pub async fn provision(template: &Template, sdk: &SdkConfig, prefix: &str) -> Re
     // Dead-letter queues first: the others name them in their redrive policy.
     queues.sort_by_key(|(_, p)| p.get("RedrivePolicy").is_some());
     for (id, props) in queues {
-        create_queue(&sqs, prefix, id, props, &mut out)
-            .await
-            .with_context(|| format!("creating queue {id}"))?;
+        create_queue(&sqs, prefix, id, props, &mut out).await.with_context(|| format!("creating queue {id}"))?;
     }
 
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
     for (id, _) in template.resources_of("AWS::S3::Bucket") {
         let name = format!("{prefix}-{}", id.to_ascii_lowercase());
         match s3.create_bucket().bucket(&name).send().await {
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
             Err(e) => {
-                return Err(anyhow!(
-                    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
-                ));
+                return Err(anyhow!(aws_sdk_s3::error::DisplayErrorContext(e).to_string()));
             }
         }
-        out.attributes.insert(
-            (id.to_owned(), "Arn".into()),
-            format!("arn:aws:s3:::{name}"),
-        );
+        out.attributes.insert((id.to_owned(), "Arn".into()), format!("arn:aws:s3:::{name}"));
         out.refs.insert(id.to_owned(), name);
     }
 
     // Locally, secrets are sealed with a key file instead of KMS (DESIGN.md, Data).
     for (id, _) in template.resources_of("AWS::KMS::Key") {
         out.refs.insert(id.to_owned(), "local-key-file".into());
-        out.attributes.insert(
-            (id.to_owned(), "Arn".into()),
-            "arn:aws:kms:us-east-1:000000000000:key/local".into(),
-        );
+        out.attributes.insert((id.to_owned(), "Arn".into()), "arn:aws:kms:us-east-1:000000000000:key/local".into());
     }
     Ok(out)
 }
 
 fn list<'a>(props: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    props
-        .get(key)
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
+    props.get(key).and_then(Value::as_sequence).into_iter().flatten()
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Result<&'a str> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("{key} missing"))
+    v.get(key).and_then(Value::as_str).ok_or_else(|| anyhow!("{key} missing"))
 }
 
 fn key_schema(v: &Value) -> Result<Vec<KeySchemaElement>> {
@@ -120,10 +92,7 @@ fn key_schema(v: &Value) -> Result<Vec<KeySchemaElement>> {
 }
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, props: &Value) -> Result<()> {
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
+    let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for a in list(props, "AttributeDefinitions") {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
@@ -136,10 +105,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, props: &Val
     for g in list(props, "GlobalSecondaryIndexes") {
         let projection = g.get("Projection").unwrap_or(&Value::Null);
         let mut p = Projection::builder().projection_type(ProjectionType::from(
-            projection
-                .get("ProjectionType")
-                .and_then(Value::as_str)
-                .unwrap_or("ALL"),
+            projection.get("ProjectionType").and_then(Value::as_str).unwrap_or("ALL"),
         ));
         for attr in list(projection, "NonKeyAttributes").filter_map(Value::as_str) {
             p = p.non_key_attributes(attr);
@@ -154,16 +120,11 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, props: &Val
     }
     match request.send().await {
         Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) =>
-        {
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
             return Ok(());
         }
         Err(e) => {
-            return Err(anyhow!(
-                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
-            ));
+            return Err(anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()));
         }
     }
     if let Some(ttl) = props.get("TimeToLiveSpecification")
@@ -173,10 +134,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, props: &Val
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(text(ttl, "AttributeName")?)
-                    .enabled(true)
-                    .build()?,
+                TimeToLiveSpecification::builder().attribute_name(text(ttl, "AttributeName")?).enabled(true).build()?,
             )
             .send()
             .await
@@ -197,15 +155,9 @@ async fn create_queue(
     let mut request = client.create_queue().queue_name(&name);
     for (property, attribute) in [
         ("FifoQueue", QueueAttributeName::FifoQueue),
-        (
-            "ContentBasedDeduplication",
-            QueueAttributeName::ContentBasedDeduplication,
-        ),
+        ("ContentBasedDeduplication", QueueAttributeName::ContentBasedDeduplication),
         ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
-        (
-            "MessageRetentionPeriod",
-            QueueAttributeName::MessageRetentionPeriod,
-        ),
+        ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
     ] {
         if let Some(value) = props.get(property).and_then(scalar) {
             request = request.attributes(attribute, value);
@@ -213,22 +165,15 @@ async fn create_queue(
     }
     if let Some(redrive) = props.get("RedrivePolicy") {
         let dlq = match redrive.get("deadLetterTargetArn").map(intrinsic) {
-            Some(Intrinsic::GetAtt(dlq, "Arn")) => out
-                .attribute(dlq, "Arn")
-                .ok_or_else(|| anyhow!("dead-letter queue {dlq} not provisioned"))?
-                .to_owned(),
+            Some(Intrinsic::GetAtt(dlq, "Arn")) => {
+                out.attribute(dlq, "Arn").ok_or_else(|| anyhow!("dead-letter queue {dlq} not provisioned"))?.to_owned()
+            }
             _ => {
-                return Err(anyhow!(
-                    "RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn"
-                ));
+                return Err(anyhow!("RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn"));
             }
         };
-        let max = redrive
-            .get("maxReceiveCount")
-            .and_then(scalar)
-            .unwrap_or_else(|| "5".into());
-        let policy =
-            serde_json::json!({"deadLetterTargetArn": dlq, "maxReceiveCount": max}).to_string();
+        let max = redrive.get("maxReceiveCount").and_then(scalar).unwrap_or_else(|| "5".into());
+        let policy = serde_json::json!({"deadLetterTargetArn": dlq, "maxReceiveCount": max}).to_string();
         request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
     }
     let url = request
@@ -248,10 +193,8 @@ async fn create_queue(
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or_else(|| anyhow!("no queue ARN returned"))?;
     out.attributes.insert((id.to_owned(), "Arn".into()), arn);
-    out.attributes
-        .insert((id.to_owned(), "QueueUrl".into()), url.clone());
-    out.attributes
-        .insert((id.to_owned(), "QueueName".into()), name);
+    out.attributes.insert((id.to_owned(), "QueueUrl".into()), url.clone());
+    out.attributes.insert((id.to_owned(), "QueueName".into()), name);
     out.refs.insert(id.to_owned(), url);
     Ok(())
 }

@@ -44,15 +44,12 @@ pub struct FunctionDef {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text)
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        Ok(Self {
-            root: serde_norway::from_str(text).context("template.yaml is not valid YAML")?,
-        })
+        Ok(Self { root: serde_norway::from_str(text).context("template.yaml is not valid YAML")? })
     }
 
     /// `(logical id, properties)` of every resource of one CloudFormation type.
@@ -71,10 +68,7 @@ impl Template {
         let Some(params) = self.root.get("Parameters").and_then(Value::as_mapping) else {
             return BTreeMap::new();
         };
-        params
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), scalar(v.get("Default")?)?)))
-            .collect()
+        params.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), scalar(v.get("Default")?)?))).collect()
     }
 
     pub fn functions(&self) -> Result<Vec<FunctionDef>> {
@@ -85,20 +79,14 @@ impl Template {
             .and_then(|f| f.get("Environment"))
             .and_then(|e| e.get("Variables"))
             .and_then(Value::as_mapping);
-        let resources = self
-            .root
-            .get("Resources")
-            .and_then(Value::as_mapping)
-            .ok_or_else(|| anyhow!("no Resources"))?;
+        let resources =
+            self.root.get("Resources").and_then(Value::as_mapping).ok_or_else(|| anyhow!("no Resources"))?;
         let mut out = Vec::new();
         for (id, resource) in resources {
             if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
                 continue;
             }
-            let id = id
-                .as_str()
-                .ok_or_else(|| anyhow!("resource id is not a string"))?
-                .to_owned();
+            let id = id.as_str().ok_or_else(|| anyhow!("resource id is not a string"))?.to_owned();
             let binary = resource
                 .get("Metadata")
                 .and_then(|m| m.get("BuildProperties"))
@@ -108,16 +96,10 @@ impl Template {
                 .to_owned();
             let props = resource.get("Properties").unwrap_or(&Value::Null);
             let mut environment: Vec<(String, Value)> = Vec::new();
-            let own = props
-                .get("Environment")
-                .and_then(|e| e.get("Variables"))
-                .and_then(Value::as_mapping);
+            let own = props.get("Environment").and_then(|e| e.get("Variables")).and_then(Value::as_mapping);
             for vars in [globals, own].into_iter().flatten() {
                 for (k, v) in vars {
-                    let k = k
-                        .as_str()
-                        .ok_or_else(|| anyhow!("{id}: variable name is not a string"))?
-                        .to_owned();
+                    let k = k.as_str().ok_or_else(|| anyhow!("{id}: variable name is not a string"))?.to_owned();
                     environment.retain(|(existing, _)| *existing != k);
                     environment.push((k, v.clone()));
                 }
@@ -130,11 +112,8 @@ impl Template {
                     let text = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_owned);
                     match event.get("Type").and_then(Value::as_str) {
                         Some("HttpApi") => http_routes.push(HttpRoute {
-                            method: text("Method")
-                                .unwrap_or_else(|| "ANY".into())
-                                .to_uppercase(),
-                            path: text("Path")
-                                .ok_or_else(|| anyhow!("{id}: HttpApi event without Path"))?,
+                            method: text("Method").unwrap_or_else(|| "ANY".into()).to_uppercase(),
+                            path: text("Path").ok_or_else(|| anyhow!("{id}: HttpApi event without Path"))?,
                         }),
                         Some("SQS") => {
                             let queue = match p.get("Queue").map(intrinsic) {
@@ -144,14 +123,10 @@ impl Template {
                             let report = p
                                 .get("FunctionResponseTypes")
                                 .and_then(Value::as_sequence)
-                                .is_some_and(|s| {
-                                    s.iter()
-                                        .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
-                                });
+                                .is_some_and(|s| s.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
                             sqs_sources.push(SqsSource {
                                 queue,
-                                batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(10)
-                                    as u32,
+                                batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(10) as u32,
                                 report_batch_item_failures: report,
                             });
                         }
@@ -159,13 +134,7 @@ impl Template {
                     }
                 }
             }
-            out.push(FunctionDef {
-                logical_id: id,
-                binary,
-                environment,
-                http_routes,
-                sqs_sources,
-            });
+            out.push(FunctionDef { logical_id: id, binary, environment, http_routes, sqs_sources });
         }
         Ok(out)
     }
@@ -205,36 +174,20 @@ mod tests {
 
     #[test]
     fn the_repository_template_declares_the_ingest_function_and_its_routes() {
-        let t = Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"))
-            .unwrap();
+        let t = Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")).unwrap();
         let functions = t.functions().unwrap();
-        let ingest = functions
-            .iter()
-            .find(|f| f.logical_id == "WebhookIngestFunction")
-            .unwrap();
+        let ingest = functions.iter().find(|f| f.logical_id == "WebhookIngestFunction").unwrap();
         assert_eq!(ingest.binary, "webhook-ingest");
-        let routes: Vec<String> = ingest
-            .http_routes
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
+        let routes: Vec<String> = ingest.http_routes.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
         for expected in [
             "GET /webhooks/meta",
             "POST /webhooks/meta",
             "POST /webhooks/twilio/{tenant}",
             "POST /webhooks/twilio/{tenant}/status",
         ] {
-            assert!(
-                routes.iter().any(|r| r == expected),
-                "{expected} missing from {routes:?}"
-            );
+            assert!(routes.iter().any(|r| r == expected), "{expected} missing from {routes:?}");
         }
-        assert!(
-            ingest
-                .environment
-                .iter()
-                .any(|(k, _)| k == "MESSAGES_TABLE")
-        );
+        assert!(ingest.environment.iter().any(|(k, _)| k == "MESSAGES_TABLE"));
         assert_eq!(t.resources_of("AWS::DynamoDB::Table").len(), 3);
     }
 }

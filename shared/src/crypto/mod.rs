@@ -35,14 +35,8 @@ pub struct Sealed {
 /// The key that wraps data keys.
 #[derive(Debug, Clone)]
 pub enum MasterKey {
-    Local {
-        key_id: String,
-        key: [u8; 32],
-    },
-    Kms {
-        client: aws_sdk_kms::Client,
-        key_id: String,
-    },
+    Local { key_id: String, key: [u8; 32] },
+    Kms { client: aws_sdk_kms::Client, key_id: String },
 }
 
 const KMS_CONTEXT_KEY: &str = "concierge";
@@ -50,30 +44,18 @@ const KMS_CONTEXT_KEY: &str = "concierge";
 impl MasterKey {
     /// Reads a local key file holding 64 hex characters.
     pub fn from_key_file(path: &Path) -> Result<Self, CryptoError> {
-        let err = |reason: String| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| CryptoError::KeyFile { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut key = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut key)
-            .map_err(|_| err("expected 64 hex characters".into()))?;
-        Ok(Self::Local {
-            key_id: format!(
-                "local:{}",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            key,
-        })
+        hex::decode_to_slice(text.trim(), &mut key).map_err(|_| err("expected 64 hex characters".into()))?;
+        Ok(Self::Local { key_id: format!("local:{}", path.file_name().unwrap_or_default().to_string_lossy()), key })
     }
 
     /// Creates a random key file unless one exists (local stack only), readable by its owner only.
     pub fn ensure_key_file(path: &Path) -> Result<Self, CryptoError> {
         if !path.exists() {
-            let err = |e: std::io::Error| CryptoError::KeyFile {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            };
+            let err =
+                |e: std::io::Error| CryptoError::KeyFile { path: path.display().to_string(), reason: e.to_string() };
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(err)?;
             }
@@ -82,18 +64,14 @@ impl MasterKey {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(err)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
             }
         }
         Self::from_key_file(path)
     }
 
     pub fn kms(client: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
-        Self::Kms {
-            client,
-            key_id: key_id.into(),
-        }
+        Self::Kms { client, key_id: key_id.into() }
     }
 
     fn key_id(&self) -> &str {
@@ -117,33 +95,19 @@ impl MasterKey {
                     .encryption_context(KMS_CONTEXT_KEY, context)
                     .send()
                     .await
-                    .map_err(|e| {
-                        CryptoError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string())
-                    })?;
-                let plain = out
-                    .plaintext()
-                    .ok_or_else(|| CryptoError::Kms("no plaintext key".into()))?;
-                let wrapped = out
-                    .ciphertext_blob()
-                    .ok_or_else(|| CryptoError::Kms("no wrapped key".into()))?;
-                let data_key: [u8; 32] = plain
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| CryptoError::Kms("data key is not 32 bytes".into()))?;
+                    .map_err(|e| CryptoError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+                let plain = out.plaintext().ok_or_else(|| CryptoError::Kms("no plaintext key".into()))?;
+                let wrapped = out.ciphertext_blob().ok_or_else(|| CryptoError::Kms("no wrapped key".into()))?;
+                let data_key: [u8; 32] =
+                    plain.as_ref().try_into().map_err(|_| CryptoError::Kms("data key is not 32 bytes".into()))?;
                 Ok((data_key, wrapped.as_ref().to_vec()))
             }
         }
     }
 
-    async fn unwrap_data_key(
-        &self,
-        wrapped: &[u8],
-        context: &str,
-    ) -> Result<[u8; 32], CryptoError> {
+    async fn unwrap_data_key(&self, wrapped: &[u8], context: &str) -> Result<[u8; 32], CryptoError> {
         match self {
-            Self::Local { key, .. } => open_with(key, wrapped, context)?
-                .try_into()
-                .map_err(|_| CryptoError::Tampered),
+            Self::Local { key, .. } => open_with(key, wrapped, context)?.try_into().map_err(|_| CryptoError::Tampered),
             Self::Kms { client, .. } => {
                 let out = client
                     .decrypt()
@@ -151,9 +115,7 @@ impl MasterKey {
                     .encryption_context(KMS_CONTEXT_KEY, context)
                     .send()
                     .await
-                    .map_err(|e| {
-                        CryptoError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string())
-                    })?;
+                    .map_err(|e| CryptoError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
                 let plain = out.plaintext().ok_or(CryptoError::Tampered)?;
                 plain.as_ref().try_into().map_err(|_| CryptoError::Tampered)
             }
@@ -175,13 +137,19 @@ impl MasterKey {
 
     pub async fn open(&self, sealed: &Sealed, context: &str) -> Result<Vec<u8>, CryptoError> {
         let decode = |s: &str| BASE64.decode(s).map_err(|_| CryptoError::Tampered);
-        let data_key = self
-            .unwrap_data_key(&decode(&sealed.wrapped_key)?, context)
-            .await?;
+        let data_key = self.unwrap_data_key(&decode(&sealed.wrapped_key)?, context).await?;
         let mut joined = decode(&sealed.nonce)?;
         joined.extend(decode(&sealed.ciphertext)?);
         open_with(&data_key, &joined, context)
     }
+}
+
+/// 128 random bits as hex, for ids that must not repeat across processes.
+pub fn random_id() -> String {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 const NONCE_LEN: usize = 12;
@@ -191,13 +159,7 @@ fn seal_with(key: &[u8; 32], plaintext: &[u8], aad: &str) -> Vec<u8> {
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let ciphertext = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext,
-                aad: aad.as_bytes(),
-            },
-        )
+        .encrypt(&nonce, Payload { msg: plaintext, aad: aad.as_bytes() })
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
     let mut out = nonce.to_vec();
     out.extend(ciphertext);
@@ -210,13 +172,7 @@ fn open_with(key: &[u8; 32], sealed: &[u8], aad: &str) -> Result<Vec<u8>, Crypto
     }
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
     Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: aad.as_bytes(),
-            },
-        )
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
         .map_err(|_| CryptoError::Tampered)
 }
 
@@ -225,52 +181,28 @@ mod tests {
     use super::*;
 
     fn local() -> MasterKey {
-        MasterKey::Local {
-            key_id: "local:test".into(),
-            key: [7u8; 32],
-        }
+        MasterKey::Local { key_id: "local:test".into(), key: [7u8; 32] }
     }
 
     #[tokio::test]
     async fn seals_and_opens_under_the_same_context() {
         let key = local();
-        let sealed = key
-            .seal(b"twilio-token", "acme#twilio.auth_token")
-            .await
-            .unwrap();
+        let sealed = key.seal(b"twilio-token", "acme#twilio.auth_token").await.unwrap();
         assert!(!sealed.ciphertext.contains("twilio-token"));
-        assert_eq!(
-            key.open(&sealed, "acme#twilio.auth_token").await.unwrap(),
-            b"twilio-token"
-        );
+        assert_eq!(key.open(&sealed, "acme#twilio.auth_token").await.unwrap(), b"twilio-token");
     }
 
     #[tokio::test]
     async fn another_tenants_context_or_key_or_a_flipped_bit_does_not_open() {
         let key = local();
         let sealed = key.seal(b"secret", "acme#meta.access_token").await.unwrap();
-        assert!(matches!(
-            key.open(&sealed, "globex#meta.access_token").await,
-            Err(CryptoError::Tampered)
-        ));
-        let other = MasterKey::Local {
-            key_id: "local:other".into(),
-            key: [8u8; 32],
-        };
-        assert!(matches!(
-            other.open(&sealed, "acme#meta.access_token").await,
-            Err(CryptoError::Tampered)
-        ));
+        assert!(matches!(key.open(&sealed, "globex#meta.access_token").await, Err(CryptoError::Tampered)));
+        let other = MasterKey::Local { key_id: "local:other".into(), key: [8u8; 32] };
+        assert!(matches!(other.open(&sealed, "acme#meta.access_token").await, Err(CryptoError::Tampered)));
         let mut bytes = BASE64.decode(&sealed.ciphertext).unwrap();
         bytes[0] ^= 1;
-        let tampered = Sealed {
-            ciphertext: BASE64.encode(bytes),
-            ..sealed
-        };
-        assert!(matches!(
-            key.open(&tampered, "acme#meta.access_token").await,
-            Err(CryptoError::Tampered)
-        ));
+        let tampered = Sealed { ciphertext: BASE64.encode(bytes), ..sealed };
+        assert!(matches!(key.open(&tampered, "acme#meta.access_token").await, Err(CryptoError::Tampered)));
     }
 
     #[test]

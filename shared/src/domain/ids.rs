@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Why an identifier was refused. Carries no input, so it can be logged or returned as is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidId {
-    #[error(
-        "tenant id must be 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit"
-    )]
+    #[error("tenant id must be 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit")]
     Tenant,
     #[error("phone number must be E.164: '+' and 8 to 15 digits")]
     Phone,
@@ -28,14 +26,9 @@ pub struct TenantId(String);
 impl TenantId {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
         let ok = (1..=40).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidId::Tenant)
-        }
+        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidId::Tenant) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -73,14 +66,9 @@ impl E164 {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
         let s = s.strip_prefix("whatsapp:").unwrap_or(s);
         let digits = s.strip_prefix('+').unwrap_or(s);
-        let ok = (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if ok {
-            Ok(Self(format!("+{digits}")))
-        } else {
-            Err(InvalidId::Phone)
-        }
+        let ok =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+        if ok { Ok(Self(format!("+{digits}"))) } else { Err(InvalidId::Phone) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -113,21 +101,13 @@ const BSUID_PREFIX: &str = "bsuid:";
 
 impl ContactId {
     pub fn business_scoped(user_id: &str) -> Result<Self, InvalidId> {
-        let ok = (1..=128).contains(&user_id.len())
-            && user_id.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
-        if ok {
-            Ok(Self::BusinessScoped(user_id.to_owned()))
-        } else {
-            Err(InvalidId::BusinessScopedUser)
-        }
+        let ok = (1..=128).contains(&user_id.len()) && user_id.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+        if ok { Ok(Self::BusinessScoped(user_id.to_owned())) } else { Err(InvalidId::BusinessScopedUser) }
     }
 
     /// Prefer the phone number; fall back to the business-scoped id (DESIGN.md, Data).
     pub fn from_parts(wa_id: Option<&str>, user_id: Option<&str>) -> Result<Self, InvalidId> {
-        match (
-            wa_id.filter(|s| !s.is_empty()),
-            user_id.filter(|s| !s.is_empty()),
-        ) {
+        match (wa_id.filter(|s| !s.is_empty()), user_id.filter(|s| !s.is_empty())) {
             (Some(phone), _) => E164::parse(phone).map(Self::Phone),
             (None, Some(user)) => Self::business_scoped(user),
             (None, None) => Err(InvalidId::Phone),
@@ -170,13 +150,8 @@ pub struct ProviderMessageId(String);
 
 impl ProviderMessageId {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
-        let ok =
-            (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidId::ProviderMessage)
-        }
+        let ok = (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidId::ProviderMessage) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -212,15 +187,7 @@ mod tests {
 
     #[test]
     fn bad_phones_are_refused() {
-        for s in [
-            "",
-            "+",
-            "+0123456789",
-            "+1415555",
-            "+1234567890123456",
-            "+1415 555 0100",
-            "abc",
-        ] {
+        for s in ["", "+", "+0123456789", "+1415555", "+1234567890123456", "+1415 555 0100", "abc"] {
             assert_eq!(E164::parse(s), Err(InvalidId::Phone), "{s:?}");
         }
     }

@@ -204,10 +204,7 @@ mod tests {
             assert!(DeliveryStatus::parse(s).unwrap().rank() < DeliveryStatus::Failed.rank());
         }
         assert!(DeliveryStatus::Read.rank() > DeliveryStatus::Delivered.rank());
-        assert_eq!(
-            DeliveryStatus::parse("undelivered"),
-            Some(DeliveryStatus::Failed)
-        );
+        assert_eq!(DeliveryStatus::parse("undelivered"), Some(DeliveryStatus::Failed));
         assert_eq!(DeliveryStatus::parse("warning"), None);
     }
 

@@ -4,6 +4,4 @@ pub mod ids;
 pub mod message;
 
 pub use ids::{ContactId, E164, InvalidId, ProviderMessageId, TenantId};
-pub use message::{
-    Attachment, Channel, Content, DeliveryStatus, InboundMessage, MediaKind, StatusUpdate,
-};
+pub use message::{Attachment, Channel, Content, DeliveryStatus, InboundMessage, MediaKind, StatusUpdate};

@@ -15,9 +15,7 @@ pub struct Pseudonymizer {
 
 impl Pseudonymizer {
     pub fn new(key: &[u8]) -> Self {
-        Self {
-            keyed: Hmac::new_from_slice(key).expect("HMAC accepts keys of any length"),
-        }
+        Self { keyed: Hmac::new_from_slice(key).expect("HMAC accepts keys of any length") }
     }
 
     /// 24 hex characters (96 bits): collisions stay negligible per tenant.
@@ -55,10 +53,7 @@ mod tests {
         let c = ContactId::parse_key("+4915112345678").unwrap();
         assert_eq!(p.contact(&a, &c), p.contact(&a, &c));
         assert_ne!(p.contact(&a, &c), p.contact(&b, &c));
-        assert_ne!(
-            p.contact(&a, &c),
-            Pseudonymizer::new(b"other").contact(&a, &c)
-        );
+        assert_ne!(p.contact(&a, &c), Pseudonymizer::new(b"other").contact(&a, &c));
         assert!(!p.contact(&a, &c).contains("4915112345678"));
         assert_eq!(p.contact(&a, &c).len(), 24);
     }

@@ -24,29 +24,14 @@ pub struct RetentionDays {
 
 impl Default for RetentionDays {
     fn default() -> Self {
-        Self {
-            messages: 730,
-            leads: 730,
-            appointments: 730,
-            logs: 365,
-            idempotency_keys: 8,
-            audit: 365,
-            exports: 7,
-        }
+        Self { messages: 730, leads: 730, appointments: 730, logs: 365, idempotency_keys: 8, audit: 365, exports: 7 }
     }
 }
 
 impl RetentionDays {
     pub fn validate(&self) -> Result<(), &'static str> {
-        let all = [
-            self.messages,
-            self.leads,
-            self.appointments,
-            self.logs,
-            self.idempotency_keys,
-            self.audit,
-            self.exports,
-        ];
+        let all =
+            [self.messages, self.leads, self.appointments, self.logs, self.idempotency_keys, self.audit, self.exports];
         if all.iter().any(|d| *d == 0 || *d > 3650) {
             return Err("retention_days must be between 1 and 3650");
         }
@@ -66,23 +51,13 @@ pub struct Expiry {
 impl Expiry {
     pub fn after_days(tenant: &TenantId, now: i64, days: u32) -> Self {
         let at = now + i64::from(days) * DAY;
-        Self {
-            at,
-            bucket: format!("{tenant}#EXP#{}", day_of(at)),
-        }
+        Self { at, bucket: format!("{tenant}#EXP#{}", day_of(at)) }
     }
 }
 
 fn day_of(unix: i64) -> String {
-    let date = OffsetDateTime::from_unix_timestamp(unix)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date();
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
+    let date = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH).date();
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 
 #[cfg(test)]

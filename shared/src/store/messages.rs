@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -29,11 +29,8 @@ pub fn message_key(tenant: &TenantId, channel: Channel, id: &ProviderMessageId) 
 pub enum Recorded {
     /// First time we see this message: it is stored now.
     New,
-    /// Stored before; `stage` and `received_at` are what the first delivery wrote.
-    Duplicate {
-        stage: Option<String>,
-        received_at: Option<i64>,
-    },
+    /// Stored before; `stage`, `received_at` and `attempt` are what the first delivery wrote.
+    Duplicate { stage: Option<String>, received_at: Option<i64>, attempt: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +52,6 @@ pub trait MessageLog: Send + Sync {
         status: &StatusUpdate,
         stub_expiry: &Expiry,
     ) -> impl Future<Output = Result<StatusApplied, StoreError>> + Send;
-    /// Undoes `record_inbound` when the message could not be queued, so the provider's retry
-    /// stores and queues it afresh. Only removes a message nobody has acted on yet.
-    fn forget_unqueued(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Builds the item for an inbound message (pure: benchmarked as part of the ingest CPU path).
@@ -67,17 +61,15 @@ pub fn inbound_item(
     contact_hash: &str,
     received_at: i64,
     expiry: &Expiry,
+    attempt: &str,
 ) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let key = message_key(tenant, message.channel, &message.id);
     let contact = message.contact.key();
-    let content = serde_dynamo::to_attribute_value(&message.content)
-        .map_err(|e| StoreError::Corrupt(format!("content: {e}")))?;
+    let content =
+        serde_dynamo::to_attribute_value(&message.content).map_err(|e| StoreError::Corrupt(format!("content: {e}")))?;
     let mut item = HashMap::with_capacity(20);
     item.insert("gsi1pk".into(), s(format!("{tenant}#CONV#{contact}")));
-    item.insert(
-        "gsi1sk".into(),
-        s(format!("{:011}#{}", message.sent_at, message.id.as_str())),
-    );
+    item.insert("gsi1sk".into(), s(format!("{:011}#{}", message.sent_at, message.id.as_str())));
     item.insert("exp_pk".into(), s(expiry.bucket.as_str()));
     item.insert("exp_sk".into(), s(key.as_str()));
     item.insert("pk".into(), s(key));
@@ -97,6 +89,8 @@ pub fn inbound_item(
     item.insert("received_at".into(), n(received_at));
     item.insert("content".into(), content);
     item.insert("stage".into(), s(STAGE_RECEIVED));
+    // Which attempt wrote it: an SDK retry of our own committed put must not look like a duplicate.
+    item.insert("attempt".into(), s(attempt));
     item.insert("category".into(), s(CATEGORY_MESSAGES));
     item.insert("expires_at".into(), n(expiry.at));
     Ok(item)
@@ -115,10 +109,7 @@ impl DynamoMessageLog {
 }
 
 impl MessageLog for DynamoMessageLog {
-    async fn record_inbound(
-        &self,
-        item: HashMap<String, AttributeValue>,
-    ) -> Result<Recorded, StoreError> {
+    async fn record_inbound(&self, item: HashMap<String, AttributeValue>) -> Result<Recorded, StoreError> {
         let result = self
             .client
             .put_item()
@@ -134,16 +125,18 @@ impl MessageLog for DynamoMessageLog {
             Err(SdkError::ServiceError(e)) => match e.err() {
                 PutItemError::ConditionalCheckFailedException(failed) => {
                     let old = failed.item();
+                    let text = |name: &str| old.and_then(|i| i.get(name)?.as_s().ok().cloned());
                     Ok(Recorded::Duplicate {
-                        stage: old.and_then(|i| i.get("stage")?.as_s().ok().cloned()),
-                        received_at: old
-                            .and_then(|i| i.get("received_at")?.as_n().ok()?.parse().ok()),
+                        stage: text("stage"),
+                        received_at: old.and_then(|i| i.get("received_at")?.as_n().ok()?.parse().ok()),
+                        attempt: text("attempt"),
                     })
                 }
-                _ => Err(StoreError::aws(
-                    "PutItem message",
-                    SdkError::ServiceError(e),
-                )),
+                // An item DynamoDB refuses (e.g. over 400 KB) is refused on every retry too.
+                other if other.code() == Some("ValidationException") => {
+                    Err(StoreError::Rejected("message item refused by DynamoDB"))
+                }
+                _ => Err(StoreError::aws("PutItem message", SdkError::ServiceError(e))),
             },
             Err(e) => Err(StoreError::aws("PutItem message", e)),
         }
@@ -191,18 +184,5 @@ impl MessageLog for DynamoMessageLog {
             }
             Err(e) => Err(StoreError::aws("UpdateItem status", e)),
         }
-    }
-
-    async fn forget_unqueued(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(key))
-            .condition_expression("stage = :received")
-            .expression_attribute_values(":received", s(STAGE_RECEIVED))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("DeleteItem message", e))?;
-        Ok(())
     }
 }

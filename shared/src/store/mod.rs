@@ -4,28 +4,28 @@ pub mod messages;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-/// A storage call failed. `retryable` says whether the provider should be asked to try again.
+/// A storage call failed. Only `Rejected` and `Corrupt` are permanent: a retry cannot help.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-    },
+    Aws { operation: &'static str, message: String },
     #[error("stored item is not readable: {0}")]
     Corrupt(String),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("rejected: {0}")]
+    Rejected(&'static str),
 }
 
 impl StoreError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected(_) | Self::Corrupt(_))
+    }
+
     pub fn aws(operation: &'static str, err: impl std::error::Error + 'static) -> Self {
-        Self::Aws {
-            operation,
-            message: aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string(),
-        }
+        Self::Aws { operation, message: aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string() }
     }
 }
 

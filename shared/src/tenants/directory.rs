@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 
 use super::cache::TtlCache;
-use super::records::{self, ProfileItem, RouteItem};
+use super::records::{self, ProfileItem, RouteItem, TwilioChannel};
 use crate::crypto::MasterKey;
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
@@ -20,7 +20,9 @@ use crate::store::{StoreError, s};
 pub struct Tenant {
     pub id: TenantId,
     pub retention: RetentionDays,
-    pub twilio_account_sid: Option<String>,
+    pub meta_phone_number_id: Option<String>,
+    /// Account and sealed token; the token is opened only when a Twilio request needs it.
+    pub twilio: Option<TwilioChannel>,
 }
 
 /// A tenant's Twilio account, token opened.
@@ -32,9 +34,7 @@ pub struct TwilioCredentials {
 
 impl fmt::Debug for TwilioCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TwilioCredentials")
-            .field("account_sid", &self.account_sid)
-            .finish_non_exhaustive()
+        f.debug_struct("TwilioCredentials").field("account_sid", &self.account_sid).finish_non_exhaustive()
     }
 }
 
@@ -44,19 +44,18 @@ pub trait TenantDirectory: Send + Sync {
         &self,
         phone_number_id: &str,
     ) -> impl Future<Output = Result<Option<Arc<Tenant>>, StoreError>> + Send;
-    fn by_id(
-        &self,
-        id: &TenantId,
-    ) -> impl Future<Output = Result<Option<Arc<Tenant>>, StoreError>> + Send;
+    fn by_id(&self, id: &TenantId) -> impl Future<Output = Result<Option<Arc<Tenant>>, StoreError>> + Send;
     fn twilio_credentials(
         &self,
-        tenant: &TenantId,
+        tenant: &Tenant,
     ) -> impl Future<Output = Result<Option<Arc<TwilioCredentials>>, StoreError>> + Send;
 }
 
-/// Known answers are kept for minutes; unknown ones briefly, so a retry storm for a number we
-/// do not serve costs one lookup, yet a newly added tenant is found soon.
-const KNOWN_TTL: Duration = Duration::from_secs(300);
+/// Known answers are kept for a minute (a number moved to another tenant is followed within
+/// that); unknown ones for 30 s in a cache of their own, so requests naming made-up tenants
+/// or numbers can neither cost a lookup each nor push real tenants out.
+const ROUTE_TTL: Duration = Duration::from_secs(60);
+const TENANT_TTL: Duration = Duration::from_secs(300);
 const UNKNOWN_TTL: Duration = Duration::from_secs(30);
 const CACHE_CAPACITY: usize = 4096;
 
@@ -65,18 +64,14 @@ pub struct DynamoTenantDirectory {
     tenants_table: String,
     routes_table: String,
     master_key: MasterKey,
-    routes: TtlCache<String, Option<TenantId>>,
-    tenants: TtlCache<TenantId, Option<Arc<Tenant>>>,
-    twilio: TtlCache<TenantId, Option<Arc<TwilioCredentials>>>,
+    routes: TtlCache<String, TenantId>,
+    tenants: TtlCache<TenantId, Arc<Tenant>>,
+    unknown: TtlCache<String, ()>,
+    twilio: TtlCache<TenantId, Arc<TwilioCredentials>>,
 }
 
 impl DynamoTenantDirectory {
-    pub fn new(
-        client: Client,
-        tenants_table: String,
-        routes_table: String,
-        master_key: MasterKey,
-    ) -> Self {
+    pub fn new(client: Client, tenants_table: String, routes_table: String, master_key: MasterKey) -> Self {
         Self {
             client,
             tenants_table,
@@ -84,111 +79,91 @@ impl DynamoTenantDirectory {
             master_key,
             routes: TtlCache::new(CACHE_CAPACITY),
             tenants: TtlCache::new(CACHE_CAPACITY),
+            unknown: TtlCache::new(CACHE_CAPACITY),
             twilio: TtlCache::new(CACHE_CAPACITY),
         }
     }
 
-    fn ttl<T>(found: &Option<T>) -> Duration {
-        if found.is_some() {
-            KNOWN_TTL
-        } else {
-            UNKNOWN_TTL
+    async fn get(&self, table: &str, key: &[(&str, &str)], what: &'static str) -> Result<Option<Item>, StoreError> {
+        let mut request = self.client.get_item().table_name(table);
+        for (name, value) in key {
+            request = request.key(*name, s(*value));
         }
-    }
-
-    async fn profile(&self, id: &TenantId) -> Result<Option<ProfileItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tenants_table)
-            .key("pk", s(id.as_str()))
-            .key("sk", s(records::PROFILE_SK))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem tenant", e))?;
-        out.item
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))
-            })
-            .transpose()
+        Ok(request.send().await.map_err(|e| StoreError::aws(what, e))?.item)
     }
 
     async fn route(&self, route: String) -> Result<Option<TenantId>, StoreError> {
         if let Some(hit) = self.routes.get(&route) {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.routes_table)
-            .key("pk", s(route.as_str()))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem route", e))?;
-        let tenant = out
-            .item
-            .map(|item| {
-                serde_dynamo::from_item::<_, RouteItem>(item)
-                    .map_err(|e| StoreError::Corrupt(format!("route: {e}")))
-            })
-            .transpose()?
-            .map(|r| r.tenant_id);
-        self.routes
-            .insert(route, tenant.clone(), Self::ttl(&tenant));
-        Ok(tenant)
+        if self.unknown.get(&route).is_some() {
+            return Ok(None);
+        }
+        let item = self.get(&self.routes_table, &[("pk", &route)], "GetItem route").await?;
+        match item {
+            Some(item) => {
+                let route_item: RouteItem =
+                    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("route: {e}")))?;
+                self.routes.insert(route, route_item.tenant_id.clone(), ROUTE_TTL);
+                Ok(Some(route_item.tenant_id))
+            }
+            None => {
+                self.unknown.insert(route, (), UNKNOWN_TTL);
+                Ok(None)
+            }
+        }
     }
 }
 
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
 impl TenantDirectory for DynamoTenantDirectory {
-    async fn by_meta_number(
-        &self,
-        phone_number_id: &str,
-    ) -> Result<Option<Arc<Tenant>>, StoreError> {
-        match self.route(records::meta_route(phone_number_id)).await? {
-            Some(id) => self.by_id(&id).await,
-            None => Ok(None),
-        }
+    async fn by_meta_number(&self, phone_number_id: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+        let Some(id) = self.route(records::meta_route(phone_number_id)).await? else {
+            return Ok(None);
+        };
+        // The route and the profile must agree: a route left behind by a move never wins.
+        Ok(self.by_id(&id).await?.filter(|t| t.meta_phone_number_id.as_deref() == Some(phone_number_id)))
     }
 
     async fn by_id(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
         if let Some(hit) = self.tenants.get(id) {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
-        let tenant = self.profile(id).await?.map(|p| {
-            Arc::new(Tenant {
-                id: p.pk,
-                retention: p.retention,
-                twilio_account_sid: p.twilio.map(|t| t.account_sid),
-            })
+        let unknown_key = format!("tenant#{id}");
+        if self.unknown.get(&unknown_key).is_some() {
+            return Ok(None);
+        }
+        let item = self
+            .get(&self.tenants_table, &[("pk", id.as_str()), ("sk", records::PROFILE_SK)], "GetItem tenant")
+            .await?;
+        let Some(item) = item else {
+            self.unknown.insert(unknown_key, (), UNKNOWN_TTL);
+            return Ok(None);
+        };
+        let profile: ProfileItem =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))?;
+        let tenant = Arc::new(Tenant {
+            id: profile.pk,
+            retention: profile.retention,
+            meta_phone_number_id: profile.meta.map(|m| m.phone_number_id),
+            twilio: profile.twilio,
         });
-        self.tenants
-            .insert(id.clone(), tenant.clone(), Self::ttl(&tenant));
-        Ok(tenant)
+        self.tenants.insert(id.clone(), tenant.clone(), TENANT_TTL);
+        Ok(Some(tenant))
     }
 
-    async fn twilio_credentials(
-        &self,
-        id: &TenantId,
-    ) -> Result<Option<Arc<TwilioCredentials>>, StoreError> {
-        if let Some(hit) = self.twilio.get(id) {
-            return Ok(hit);
+    async fn twilio_credentials(&self, tenant: &Tenant) -> Result<Option<Arc<TwilioCredentials>>, StoreError> {
+        let Some(twilio) = &tenant.twilio else { return Ok(None) };
+        if let Some(hit) = self.twilio.get(&tenant.id) {
+            return Ok(Some(hit));
         }
-        let credentials = match self.profile(id).await?.and_then(|p| p.twilio) {
-            Some(twilio) => {
-                let context = records::seal_context(id, records::TWILIO_TOKEN_FIELD);
-                let token = self.master_key.open(&twilio.auth_token, &context).await?;
-                let auth_token = String::from_utf8(token)
-                    .map_err(|_| StoreError::Corrupt("twilio token is not UTF-8".into()))?;
-                Some(Arc::new(TwilioCredentials {
-                    account_sid: twilio.account_sid,
-                    auth_token,
-                }))
-            }
-            None => None,
-        };
-        self.twilio
-            .insert(id.clone(), credentials.clone(), Self::ttl(&credentials));
-        Ok(credentials)
+        let context = records::seal_context(&tenant.id, records::TWILIO_TOKEN_FIELD);
+        let token = self.master_key.open(&twilio.auth_token, &context).await?;
+        let auth_token =
+            String::from_utf8(token).map_err(|_| StoreError::Corrupt("twilio token is not UTF-8".into()))?;
+        let credentials = Arc::new(TwilioCredentials { account_sid: twilio.account_sid.clone(), auth_token });
+        self.twilio.insert(tenant.id.clone(), credentials.clone(), TENANT_TTL);
+        Ok(Some(credentials))
     }
 }

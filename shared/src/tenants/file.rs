@@ -59,17 +59,13 @@ pub struct TwilioChannelSpec {
 // Tokens never reach a Debug print.
 impl fmt::Debug for MetaChannelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetaChannelSpec")
-            .field("phone_number_id", &self.phone_number_id)
-            .finish_non_exhaustive()
+        f.debug_struct("MetaChannelSpec").field("phone_number_id", &self.phone_number_id).finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for TwilioChannelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TwilioChannelSpec")
-            .field("account_sid", &self.account_sid)
-            .finish_non_exhaustive()
+        f.debug_struct("TwilioChannelSpec").field("account_sid", &self.account_sid).finish_non_exhaustive()
     }
 }
 
@@ -89,10 +85,7 @@ pub struct KnowledgeDoc {
 #[derive(Debug, thiserror::Error)]
 pub enum TenantsFileError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} is not a valid tenants file: {reason}")]
     Parse { path: String, reason: String },
     #[error("tenant {tenant}: {reason}")]
@@ -102,31 +95,24 @@ pub enum TenantsFileError {
 impl TenantsFile {
     /// Reads `.json`, `.yaml` or `.yml` and validates it.
     pub fn load(path: &Path) -> Result<Self, TenantsFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TenantsFileError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TenantsFileError::Read { path: path.display().to_string(), source })?;
         let is_json = path.extension().is_some_and(|e| e == "json");
         Self::parse(&text, is_json).map_err(|e| match e {
-            TenantsFileError::Parse { reason, .. } => TenantsFileError::Parse {
-                path: path.display().to_string(),
-                reason,
-            },
+            TenantsFileError::Parse { reason, .. } => {
+                TenantsFileError::Parse { path: path.display().to_string(), reason }
+            }
             other => other,
         })
     }
 
     pub fn parse(text: &str, is_json: bool) -> Result<Self, TenantsFileError> {
         let parsed: Self = if is_json {
-            serde_json::from_str(text).map_err(|e| TenantsFileError::Parse {
-                path: String::new(),
-                reason: e.to_string(),
-            })?
+            serde_json::from_str(text)
+                .map_err(|e| TenantsFileError::Parse { path: String::new(), reason: e.to_string() })?
         } else {
-            serde_norway::from_str(text).map_err(|e| TenantsFileError::Parse {
-                path: String::new(),
-                reason: e.to_string(),
-            })?
+            serde_norway::from_str(text)
+                .map_err(|e| TenantsFileError::Parse { path: String::new(), reason: e.to_string() })?
         };
         parsed.validate()?;
         Ok(parsed)
@@ -137,10 +123,7 @@ impl TenantsFile {
         let mut numbers = HashSet::new();
         let mut shops = HashSet::new();
         for t in &self.tenants {
-            let invalid = |reason: &str| TenantsFileError::Invalid {
-                tenant: t.id.to_string(),
-                reason: reason.into(),
-            };
+            let invalid = |reason: &str| TenantsFileError::Invalid { tenant: t.id.to_string(), reason: reason.into() };
             if !ids.insert(&t.id) {
                 return Err(invalid("duplicate tenant id"));
             }
@@ -149,21 +132,12 @@ impl TenantsFile {
             }
             t.retention_days.validate().map_err(invalid)?;
             if let Some(meta) = &t.channels.meta {
-                if meta.phone_number_id.is_empty()
-                    || !meta
-                        .phone_number_id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric())
-                {
-                    return Err(invalid(
-                        "channels.meta.phone_number_id must be alphanumeric",
-                    ));
+                if meta.phone_number_id.is_empty() || !meta.phone_number_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(invalid("channels.meta.phone_number_id must be alphanumeric"));
                 }
                 if !numbers.insert(meta.phone_number_id.as_str()) {
                     // Two tenants on one number would make routing ambiguous: refuse.
-                    return Err(invalid(
-                        "channels.meta.phone_number_id is already used by another tenant",
-                    ));
+                    return Err(invalid("channels.meta.phone_number_id is already used by another tenant"));
                 }
                 if meta.access_token.is_empty() {
                     return Err(invalid("channels.meta.access_token is empty"));
@@ -171,21 +145,16 @@ impl TenantsFile {
             }
             if let Some(twilio) = &t.channels.twilio {
                 if !twilio.account_sid.starts_with("AC") || twilio.auth_token.is_empty() {
-                    return Err(invalid(
-                        "channels.twilio needs an AC… account_sid and an auth_token",
-                    ));
+                    return Err(invalid("channels.twilio needs an AC… account_sid and an auth_token"));
                 }
-                E164::parse(&twilio.from)
-                    .map_err(|_| invalid("channels.twilio.from must be a phone number"))?;
+                E164::parse(&twilio.from).map_err(|_| invalid("channels.twilio.from must be a phone number"))?;
             }
             if let Some(shop) = &t.shopify {
                 if !shop.shop_domain.ends_with(".myshopify.com") {
                     return Err(invalid("shopify.shop_domain must be <shop>.myshopify.com"));
                 }
                 if !shops.insert(shop.shop_domain.as_str()) {
-                    return Err(invalid(
-                        "shopify.shop_domain is already used by another tenant",
-                    ));
+                    return Err(invalid("shopify.shop_domain is already used by another tenant"));
                 }
             }
         }
@@ -217,23 +186,16 @@ tenants:
         assert_eq!(t.retention_days.messages, 365);
         assert_eq!(t.retention_days.leads, 730);
         assert_eq!(t.knowledge_base.len(), 1);
-        let json = r#"{"tenants":[{"id":"b","name":"B","channels":{"meta":{"phone_number_id":"22","access_token":"x"}}}]}"#;
-        assert_eq!(
-            TenantsFile::parse(json, true).unwrap().tenants[0]
-                .id
-                .as_str(),
-            "b"
-        );
+        let json =
+            r#"{"tenants":[{"id":"b","name":"B","channels":{"meta":{"phone_number_id":"22","access_token":"x"}}}]}"#;
+        assert_eq!(TenantsFile::parse(json, true).unwrap().tenants[0].id.as_str(), "b");
     }
 
     #[test]
     fn tokens_do_not_show_in_debug_output() {
         let f = TenantsFile::parse(YAML, false).unwrap();
         let printed = format!("{f:?}");
-        assert!(
-            !printed.contains("EAAG-secret") && !printed.contains("tok,"),
-            "{printed}"
-        );
+        assert!(!printed.contains("EAAG-secret") && !printed.contains("tok,"), "{printed}");
     }
 
     #[test]
@@ -241,13 +203,8 @@ tenants:
         let twice = r#"{"tenants":[
             {"id":"a","name":"A","channels":{"meta":{"phone_number_id":"1","access_token":"x"}}},
             {"id":"b","name":"B","channels":{"meta":{"phone_number_id":"1","access_token":"y"}}}]}"#;
-        assert!(matches!(
-            TenantsFile::parse(twice, true),
-            Err(TenantsFileError::Invalid { .. })
-        ));
+        assert!(matches!(TenantsFile::parse(twice, true), Err(TenantsFileError::Invalid { .. })));
         assert!(TenantsFile::parse(r#"{"tenants":[{"id":"A#B","name":"x"}]}"#, true).is_err());
-        assert!(
-            TenantsFile::parse(r#"{"tenants":[{"id":"a","name":"x","typo":1}]}"#, true).is_err()
-        );
+        assert!(TenantsFile::parse(r#"{"tenants":[{"id":"a","name":"x","typo":1}]}"#, true).is_err());
     }
 }

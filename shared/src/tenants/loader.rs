@@ -47,10 +47,7 @@ impl TenantLoader<'_> {
                 waba_id: m.waba_id.clone(),
                 access_token: self
                     .master_key
-                    .seal(
-                        m.access_token.as_bytes(),
-                        &records::seal_context(id, records::META_TOKEN_FIELD),
-                    )
+                    .seal(m.access_token.as_bytes(), &records::seal_context(id, records::META_TOKEN_FIELD))
                     .await?,
             }),
             None => None,
@@ -61,10 +58,7 @@ impl TenantLoader<'_> {
                 from: t.from.clone(),
                 auth_token: self
                     .master_key
-                    .seal(
-                        t.auth_token.as_bytes(),
-                        &records::seal_context(id, records::TWILIO_TOKEN_FIELD),
-                    )
+                    .seal(t.auth_token.as_bytes(), &records::seal_context(id, records::TWILIO_TOKEN_FIELD))
                     .await?,
             }),
             None => None,
@@ -76,10 +70,7 @@ impl TenantLoader<'_> {
             retention: spec.retention_days,
             meta,
             twilio,
-            shopify_shop_domain: spec
-                .shopify
-                .as_ref()
-                .map(|s| s.shop_domain.to_ascii_lowercase()),
+            shopify_shop_domain: spec.shopify.as_ref().map(|s| s.shop_domain.to_ascii_lowercase()),
             updated_at: now,
         };
         self.client
@@ -117,8 +108,8 @@ impl TenantLoader<'_> {
         let Some(item) = out.item else {
             return Ok(Vec::new());
         };
-        let profile: ProfileItem = serde_dynamo::from_item(item)
-            .map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))?;
+        let profile: ProfileItem =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))?;
         let mut routes = Vec::new();
         if let Some(meta) = profile.meta {
             routes.push(records::meta_route(&meta.phone_number_id));
@@ -130,10 +121,7 @@ impl TenantLoader<'_> {
     }
 
     async fn claim_route(&self, route: &str, id: &TenantId) -> Result<(), StoreError> {
-        let item = RouteItem {
-            pk: route.to_owned(),
-            tenant_id: id.clone(),
-        };
+        let item = RouteItem { pk: route.to_owned(), tenant_id: id.clone() };
         let result = self
             .client
             .put_item()
@@ -145,12 +133,8 @@ impl TenantLoader<'_> {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Err(StoreError::Conflict(format!(
-                    "{route} already belongs to another tenant; remove it there first"
-                )))
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+                Err(StoreError::Conflict(format!("{route} already belongs to another tenant; remove it there first")))
             }
             Err(e) => Err(StoreError::aws("PutItem route", e)),
         }
@@ -192,9 +176,7 @@ impl TenantLoader<'_> {
             let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
                 continue;
             };
-            let index: Option<usize> = sk
-                .strip_prefix(records::KB_PREFIX)
-                .and_then(|n| n.parse().ok());
+            let index: Option<usize> = sk.strip_prefix(records::KB_PREFIX).and_then(|n| n.parse().ok());
             if index.is_none_or(|i| i >= spec.knowledge_base.len()) {
                 self.client
                     .delete_item()
@@ -212,7 +194,6 @@ impl TenantLoader<'_> {
 
 fn to_item<T: serde::Serialize>(
     value: &T,
-) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, StoreError>
-{
+) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

@@ -6,8 +6,7 @@ pub mod signature;
 
 use crate::channels::MalformedPayload;
 use crate::domain::{
-    Attachment, Channel, ContactId, Content, DeliveryStatus, InboundMessage, MediaKind,
-    ProviderMessageId, StatusUpdate,
+    Attachment, Channel, ContactId, Content, DeliveryStatus, InboundMessage, MediaKind, ProviderMessageId, StatusUpdate,
 };
 use payload::{Contact, Message, Notification, Status};
 
@@ -29,8 +28,8 @@ pub struct NumberUpdates {
 /// Parses a verified body. Only a body that is not the documented JSON at all is an error;
 /// unknown fields, message types and objects are tolerated.
 pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPayload> {
-    let notification: Notification<'_> = serde_json::from_slice(body)
-        .map_err(|_| MalformedPayload("not a WhatsApp webhook notification"))?;
+    let notification: Notification<'_> =
+        serde_json::from_slice(body).map_err(|_| MalformedPayload("not a WhatsApp webhook notification"))?;
     if notification.object != "whatsapp_business_account" {
         return Ok(Vec::new());
     }
@@ -43,30 +42,24 @@ pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPa
         let Some(metadata) = value.metadata else {
             continue;
         };
-        let mut updates = NumberUpdates {
-            phone_number_id: metadata.phone_number_id.into_owned(),
-            ..Default::default()
-        };
+        let mut updates =
+            NumberUpdates { phone_number_id: metadata.phone_number_id.into_owned(), ..Default::default() };
+        let contacts: Vec<&Contact<'_>> = value.contacts.iter().filter_map(|c| c.0.as_ref()).collect();
         for message in &value.messages {
-            match inbound(message, &value.contacts) {
+            match message.0.as_ref().and_then(|m| inbound(m, &contacts)) {
                 Some(m) => updates.messages.push(m),
                 None => updates.skipped += 1,
             }
         }
         for status in &value.statuses {
-            match status_update(status) {
+            match status.0.as_ref().and_then(status_update) {
                 Some(s) => updates.statuses.push(s),
                 None => updates.skipped += 1,
             }
         }
-        updates
-            .error_codes
-            .extend(value.errors.iter().filter_map(|e| e.code));
+        updates.error_codes.extend(value.errors.iter().filter_map(|e| e.0.as_ref()?.code));
         // One notification may hold several changes for the same number: keep one group each.
-        match out
-            .iter_mut()
-            .find(|u| u.phone_number_id == updates.phone_number_id)
-        {
+        match out.iter_mut().find(|u| u.phone_number_id == updates.phone_number_id) {
             Some(existing) => {
                 existing.messages.append(&mut updates.messages);
                 existing.statuses.append(&mut updates.statuses);
@@ -79,7 +72,7 @@ pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPa
     Ok(out)
 }
 
-fn inbound(m: &Message<'_>, contacts: &[Contact<'_>]) -> Option<InboundMessage> {
+fn inbound(m: &Message<'_>, contacts: &[&Contact<'_>]) -> Option<InboundMessage> {
     let id = ProviderMessageId::parse(m.id.as_deref()?).ok()?;
     let sent_at = m.timestamp.as_deref()?.parse::<i64>().ok()?;
     let from = m.from.as_deref();
@@ -89,15 +82,9 @@ fn inbound(m: &Message<'_>, contacts: &[Contact<'_>]) -> Option<InboundMessage> 
             (from.is_some() && c.wa_id.as_deref() == from)
                 || (m.user_id.is_some() && c.user_id.as_deref() == m.user_id.as_deref())
         })
-        .or(if contacts.len() == 1 {
-            contacts.first()
-        } else {
-            None
-        });
-    let user_id = m
-        .user_id
-        .as_deref()
-        .or_else(|| profile.and_then(|c| c.user_id.as_deref()));
+        .or(if contacts.len() == 1 { contacts.first() } else { None })
+        .copied();
+    let user_id = m.user_id.as_deref().or_else(|| profile.and_then(|c| c.user_id.as_deref()));
     let contact = ContactId::from_parts(from, user_id).ok()?;
     Some(InboundMessage {
         channel: Channel::Meta,
@@ -105,10 +92,7 @@ fn inbound(m: &Message<'_>, contacts: &[Contact<'_>]) -> Option<InboundMessage> 
         contact,
         profile_name: profile.and_then(|c| c.profile.as_ref()?.name.as_deref().map(str::to_owned)),
         sent_at,
-        reply_to: m
-            .context
-            .as_ref()
-            .and_then(|c| c.id.as_deref().map(str::to_owned)),
+        reply_to: m.context.as_ref().and_then(|c| c.id.as_deref().map(str::to_owned)),
         content: content(m),
     })
 }
@@ -119,13 +103,13 @@ fn owned(s: &Option<std::borrow::Cow<'_, str>>) -> Option<String> {
 
 fn content(m: &Message<'_>) -> Content {
     let kind = m.kind.as_deref().unwrap_or("unknown");
-    let unsupported = || Content::Unsupported {
-        kind: kind.chars().take(40).collect(),
-    };
+    let unsupported = || Content::Unsupported { kind: kind.chars().take(40).collect() };
     match kind {
-        "text" => m.text.as_ref().map_or_else(unsupported, |t| Content::Text {
-            body: t.body.to_string(),
-        }),
+        "text" => m
+            .text
+            .as_ref()
+            .filter(|t| !t.body.is_empty())
+            .map_or_else(unsupported, |t| Content::Text { body: t.body.to_string() }),
         "image" | "audio" | "video" | "document" | "sticker" => {
             let media = match kind {
                 "image" => &m.image,
@@ -149,24 +133,24 @@ fn content(m: &Message<'_>) -> Content {
                 }],
             }
         }
-        "location" => m
-            .location
-            .as_ref()
-            .map_or_else(unsupported, |l| Content::Location {
-                latitude: l.latitude,
-                longitude: l.longitude,
-                name: owned(&l.name),
-                address: owned(&l.address),
-            }),
-        "contacts" => m
-            .contacts
-            .clone()
-            .map_or_else(unsupported, |cards| Content::Contacts { cards }),
+        "location" => match m.location.as_ref() {
+            Some(l @ payload::Location { latitude: Some(latitude), longitude: Some(longitude), .. }) => {
+                Content::Location {
+                    latitude: *latitude,
+                    longitude: *longitude,
+                    name: owned(&l.name),
+                    address: owned(&l.address),
+                }
+            }
+            _ => unsupported(),
+        },
+        "contacts" => m.contacts.clone().map_or_else(unsupported, |cards| Content::Contacts { cards }),
         "interactive" => {
             let choice = m
                 .interactive
                 .as_ref()
-                .and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()));
+                .and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()))
+                .filter(|c| !c.id.is_empty());
             choice.map_or_else(unsupported, |c| Content::InteractiveReply {
                 id: c.id.to_string(),
                 title: c.title.to_string(),
@@ -176,24 +160,12 @@ fn content(m: &Message<'_>) -> Content {
         "button" => m
             .button
             .as_ref()
-            .map_or_else(unsupported, |b| Content::Button {
-                payload: owned(&b.payload),
-                text: b.text.to_string(),
-            }),
-        "reaction" => m
-            .reaction
-            .as_ref()
-            .map_or_else(unsupported, |r| Content::Reaction {
-                message_id: r.message_id.to_string(),
-                emoji: owned(&r.emoji).filter(|e| !e.is_empty()),
-            }),
-        "order" => m
-            .order
-            .clone()
-            .map_or_else(unsupported, |order| Content::Order { order }),
-        "system" => Content::System {
-            body: m.system.as_ref().and_then(|s| owned(&s.body)),
-        },
+            .map_or_else(unsupported, |b| Content::Button { payload: owned(&b.payload), text: b.text.to_string() }),
+        "reaction" => m.reaction.as_ref().filter(|r| !r.message_id.is_empty()).map_or_else(unsupported, |r| {
+            Content::Reaction { message_id: r.message_id.to_string(), emoji: owned(&r.emoji).filter(|e| !e.is_empty()) }
+        }),
+        "order" => m.order.clone().map_or_else(unsupported, |order| Content::Order { order }),
+        "system" => Content::System { body: m.system.as_ref().and_then(|s| owned(&s.body)) },
         _ => unsupported(),
     }
 }
@@ -204,7 +176,7 @@ fn status_update(s: &Status<'_>) -> Option<StatusUpdate> {
         id: ProviderMessageId::parse(s.id.as_deref()?).ok()?,
         status: DeliveryStatus::parse(s.status.as_deref()?)?,
         at: s.timestamp.as_deref()?.parse().ok()?,
-        error_code: s.errors.iter().find_map(|e| e.code),
+        error_code: s.errors.iter().find_map(|e| e.0.as_ref()?.code),
     })
 }
 
@@ -214,8 +186,10 @@ mod tests {
     use serde_json::json;
 
     fn notification(changes: serde_json::Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": changes}]}))
-            .unwrap()
+        serde_json::to_vec(
+            &json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": changes}]}),
+        )
+        .unwrap()
     }
 
     fn change(pnid: &str, value: serde_json::Value) -> serde_json::Value {
@@ -226,22 +200,15 @@ mod tests {
     }
 
     fn msg(id: &str, kind: &str, extra: serde_json::Value) -> serde_json::Value {
-        let mut m =
-            json!({"from": "4915112345678", "id": id, "timestamp": "1767225600", "type": kind});
-        m.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        let mut m = json!({"from": "4915112345678", "id": id, "timestamp": "1767225600", "type": kind});
+        m.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         m
     }
 
     #[test]
     fn every_documented_message_type_is_read() {
         let messages = json!([
-            msg(
-                "wamid.1",
-                "text",
-                json!({"text": {"body": "hi"}, "context": {"from": "x", "id": "wamid.0"}})
-            ),
+            msg("wamid.1", "text", json!({"text": {"body": "hi"}, "context": {"from": "x", "id": "wamid.0"}})),
             msg(
                 "wamid.2",
                 "image",
@@ -252,11 +219,7 @@ mod tests {
                 "document",
                 json!({"document": {"id": "M2", "mime_type": "application/pdf", "filename": "a.pdf"}})
             ),
-            msg(
-                "wamid.4",
-                "location",
-                json!({"location": {"latitude": 52.5, "longitude": 13.4, "name": "HQ"}})
-            ),
+            msg("wamid.4", "location", json!({"location": {"latitude": 52.5, "longitude": 13.4, "name": "HQ"}})),
             msg(
                 "wamid.5",
                 "interactive",
@@ -267,42 +230,14 @@ mod tests {
                 "interactive",
                 json!({"interactive": {"type": "list_reply", "list_reply": {"id": "r1", "title": "Mon", "description": "9-12"}}})
             ),
-            msg(
-                "wamid.7",
-                "button",
-                json!({"button": {"payload": "STOP", "text": "Stop promotions"}})
-            ),
-            msg(
-                "wamid.8",
-                "reaction",
-                json!({"reaction": {"message_id": "wamid.out", "emoji": "\u{1F44D}"}})
-            ),
-            msg(
-                "wamid.9",
-                "unsupported",
-                json!({"errors": [{"code": 131051}]})
-            ),
-            msg(
-                "wamid.10",
-                "sticker",
-                json!({"sticker": {"id": "M3", "mime_type": "image/webp"}})
-            ),
-            msg(
-                "wamid.11",
-                "contacts",
-                json!({"contacts": [{"name": {"formatted_name": "A"}}]})
-            ),
+            msg("wamid.7", "button", json!({"button": {"payload": "STOP", "text": "Stop promotions"}})),
+            msg("wamid.8", "reaction", json!({"reaction": {"message_id": "wamid.out", "emoji": "\u{1F44D}"}})),
+            msg("wamid.9", "unsupported", json!({"errors": [{"code": 131051}]})),
+            msg("wamid.10", "sticker", json!({"sticker": {"id": "M3", "mime_type": "image/webp"}})),
+            msg("wamid.11", "contacts", json!({"contacts": [{"name": {"formatted_name": "A"}}]})),
             msg("wamid.12", "brand_new_type", json!({})),
-            msg(
-                "wamid.13",
-                "audio",
-                json!({"audio": {"id": "M4", "mime_type": "audio/ogg"}})
-            ),
-            msg(
-                "wamid.14",
-                "system",
-                json!({"system": {"body": "changed number"}})
-            ),
+            msg("wamid.13", "audio", json!({"audio": {"id": "M4", "mime_type": "audio/ogg"}})),
+            msg("wamid.14", "system", json!({"system": {"body": "changed number"}})),
         ]);
         let body = notification(json!([change(
             "PN1",
@@ -329,38 +264,14 @@ mod tests {
         );
         assert!(matches!(c(3), Content::Location { name: Some(n), .. } if n == "HQ"));
         assert!(matches!(c(4), Content::InteractiveReply { id, .. } if id == "yes"));
-        assert!(
-            matches!(c(5), Content::InteractiveReply { description: Some(d), .. } if d == "9-12")
-        );
+        assert!(matches!(c(5), Content::InteractiveReply { description: Some(d), .. } if d == "9-12"));
         assert!(matches!(c(6), Content::Button { payload: Some(p), .. } if p == "STOP"));
         assert!(matches!(c(7), Content::Reaction { emoji: Some(e), .. } if e == "\u{1F44D}"));
-        assert_eq!(
-            c(8),
-            &Content::Unsupported {
-                kind: "unsupported".into()
-            }
-        );
-        assert!(matches!(
-            c(9),
-            Content::Media {
-                kind: MediaKind::Sticker,
-                ..
-            }
-        ));
+        assert_eq!(c(8), &Content::Unsupported { kind: "unsupported".into() });
+        assert!(matches!(c(9), Content::Media { kind: MediaKind::Sticker, .. }));
         assert!(matches!(c(10), Content::Contacts { .. }));
-        assert_eq!(
-            c(11),
-            &Content::Unsupported {
-                kind: "brand_new_type".into()
-            }
-        );
-        assert!(matches!(
-            c(12),
-            Content::Media {
-                kind: MediaKind::Audio,
-                ..
-            }
-        ));
+        assert_eq!(c(11), &Content::Unsupported { kind: "brand_new_type".into() });
+        assert!(matches!(c(12), Content::Media { kind: MediaKind::Audio, .. }));
         assert!(matches!(c(13), Content::System { body: Some(b) } if b == "changed number"));
     }
 
@@ -368,12 +279,7 @@ mod tests {
     fn escaped_text_is_decoded() {
         let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"PN"},"messages":[{"from":"4915112345678","id":"wamid.x","timestamp":"1","type":"text","text":{"body":"K\u00e4se"}}]}}]}]}"#;
         let updates = parse_notification(body).unwrap();
-        assert_eq!(
-            updates[0].messages[0].content,
-            Content::Text {
-                body: "Käse".into()
-            }
-        );
+        assert_eq!(updates[0].messages[0].content, Content::Text { body: "Käse".into() });
     }
 
     #[test]
@@ -430,12 +336,33 @@ mod tests {
     }
 
     #[test]
+    fn a_known_type_with_an_unexpected_shape_is_skipped_alone() {
+        let body = notification(json!([change(
+            "PN1",
+            json!({
+                "contacts": [{"profile": "not an object", "wa_id": 4915112345678u64}],
+                "messages": [
+                    {"from": "4915112345678", "id": "wamid.odd", "timestamp": 1767225600, "type": "text", "text": {"body": "number timestamp"}},
+                    msg("wamid.loc", "location", json!({"location": {"name": "no coordinates"}})),
+                    msg("wamid.loc2", "location", json!({"location": {"latitude": "north"}})),
+                    msg("wamid.ok", "text", json!({"text": {"body": "fine"}}))
+                ],
+                "statuses": [{"id": "wamid.o", "status": "read", "timestamp": "1", "errors": "oops"}, "garbage"]
+            })
+        )]));
+        let updates = parse_notification(&body).unwrap();
+        let u = &updates[0];
+        let ids: Vec<&str> = u.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["wamid.loc", "wamid.ok"]);
+        assert_eq!(u.messages[0].content, Content::Unsupported { kind: "location".into() });
+        // The wrongly typed timestamp and latitude, and both statuses, are skipped one by one.
+        assert_eq!((u.statuses.len(), u.skipped), (0, 4));
+    }
+
+    #[test]
     fn malformed_json_is_an_error_and_other_objects_are_ignored() {
         assert!(parse_notification(b"{not json").is_err());
         assert!(parse_notification(b"[]").is_err());
-        assert_eq!(
-            parse_notification(br#"{"object":"page","entry":[]}"#).unwrap(),
-            vec![]
-        );
+        assert_eq!(parse_notification(br#"{"object":"page","entry":[]}"#).unwrap(), vec![]);
     }
 }

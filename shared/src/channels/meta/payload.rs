@@ -1,12 +1,25 @@
 //! The Cloud API webhook body, as typed structs. Strings borrow from the body where they carry no
-//! escapes. Every per-item field is optional here so that one odd message cannot make the whole
-//! batch unreadable; `mod.rs` decides what an item needs.
+//! escapes. Each message, status and contact is read on its own (`Lenient`), and every field
+//! inside is optional or defaulted, so one odd item cannot make a batch of 1,000 unreadable;
+//! `mod.rs` decides what an item needs.
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 type Str<'a> = Cow<'a, str>;
+
+/// An item read on its own: `None` when it does not have its documented shape.
+#[derive(Debug)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(deserializer)?;
+        Ok(Self(serde_json::from_str(raw.get()).ok()))
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub struct Notification<'a> {
@@ -36,13 +49,13 @@ pub struct ChangeValue<'a> {
     #[serde(default, borrow)]
     pub metadata: Option<Metadata<'a>>,
     #[serde(default, borrow)]
-    pub contacts: Vec<Contact<'a>>,
+    pub contacts: Vec<Lenient<Contact<'a>>>,
     #[serde(default, borrow)]
-    pub messages: Vec<Message<'a>>,
+    pub messages: Vec<Lenient<Message<'a>>>,
     #[serde(default, borrow)]
-    pub statuses: Vec<Status<'a>>,
+    pub statuses: Vec<Lenient<Status<'a>>>,
     #[serde(default)]
-    pub errors: Vec<ErrorInfo>,
+    pub errors: Vec<Lenient<ErrorInfo>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +131,7 @@ pub struct MessageContext<'a> {
 
 #[derive(Debug, Deserialize)]
 pub struct Text<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     pub body: Str<'a>,
 }
 
@@ -138,8 +151,10 @@ pub struct Media<'a> {
 
 #[derive(Debug, Deserialize)]
 pub struct Location<'a> {
-    pub latitude: f64,
-    pub longitude: f64,
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    #[serde(default)]
+    pub longitude: Option<f64>,
     #[serde(default, borrow)]
     pub name: Option<Str<'a>>,
     #[serde(default, borrow)]
@@ -158,7 +173,7 @@ pub struct Interactive<'a> {
 
 #[derive(Debug, Deserialize)]
 pub struct Choice<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     pub id: Str<'a>,
     #[serde(default, borrow)]
     pub title: Str<'a>,
@@ -176,7 +191,7 @@ pub struct Button<'a> {
 
 #[derive(Debug, Deserialize)]
 pub struct Reaction<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     pub message_id: Str<'a>,
     #[serde(default, borrow)]
     pub emoji: Option<Str<'a>>,
@@ -197,7 +212,7 @@ pub struct Status<'a> {
     #[serde(default, borrow)]
     pub timestamp: Option<Str<'a>>,
     #[serde(default)]
-    pub errors: Vec<ErrorInfo>,
+    pub errors: Vec<Lenient<ErrorInfo>>,
 }
 
 #[derive(Debug, Deserialize)]

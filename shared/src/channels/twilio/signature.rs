@@ -18,8 +18,7 @@ fn mac(auth_token: &str, url: &str, params: &[(&str, &str)]) -> HmacSha1 {
     let mut sorted = params.to_vec();
     // Twilio sorts by name; equal names (repeated parameters) by value.
     sorted.sort_unstable();
-    let mut mac =
-        HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(url.as_bytes());
     for (name, value) in sorted {
         mac.update(name.as_bytes());
@@ -41,12 +40,8 @@ pub fn verify(
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let expected = BASE64
-        .decode(header.trim())
-        .map_err(|_| SignatureError::Mismatch)?;
-    mac(auth_token, url, params)
-        .verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+    let expected = BASE64.decode(header.trim()).map_err(|_| SignatureError::Mismatch)?;
+    mac(auth_token, url, params).verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
 }
 
 /// Checks a JSON request: the URL (with its `bodySHA256` parameter) is signed, and that
@@ -60,12 +55,7 @@ pub fn verify_json(
 ) -> Result<(), SignatureError> {
     verify(auth_token, url, &[], header)?;
     let actual = hex::encode(Sha256::digest(body));
-    if subtle::ConstantTimeEq::ct_eq(
-        actual.as_bytes(),
-        body_sha256.to_ascii_lowercase().as_bytes(),
-    )
-    .into()
-    {
+    if subtle::ConstantTimeEq::ct_eq(actual.as_bytes(), body_sha256.to_ascii_lowercase().as_bytes()).into() {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -95,49 +85,22 @@ mod tests {
 
     #[test]
     fn one_flipped_byte_fails() {
-        let flipped_value = [
-            ("Digits", "1235"),
-            PARAMS[1],
-            PARAMS[2],
-            PARAMS[3],
-            PARAMS[4],
-        ];
-        assert_eq!(
-            verify("12345", URL, &flipped_value, Some(EXPECTED)),
-            Err(SignatureError::Mismatch)
-        );
+        let flipped_value = [("Digits", "1235"), PARAMS[1], PARAMS[2], PARAMS[3], PARAMS[4]];
+        assert_eq!(verify("12345", URL, &flipped_value, Some(EXPECTED)), Err(SignatureError::Mismatch));
         let flipped_url = URL.replace("foo=1", "foo=2");
-        assert_eq!(
-            verify("12345", &flipped_url, &PARAMS, Some(EXPECTED)),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify("12345", &flipped_url, &PARAMS, Some(EXPECTED)), Err(SignatureError::Mismatch));
         let flipped_sig = EXPECTED.replacen('0', "1", 1);
-        assert_eq!(
-            verify("12345", URL, &PARAMS, Some(&flipped_sig)),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify("12345", URL, &PARAMS, Some(&flipped_sig)), Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn an_added_parameter_or_another_token_fails() {
         let mut more = PARAMS.to_vec();
         more.push(("NewField", "x"));
-        assert_eq!(
-            verify("12345", URL, &more, Some(EXPECTED)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify("54321", URL, &PARAMS, Some(EXPECTED)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify("12345", URL, &PARAMS, None),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify("12345", URL, &PARAMS, Some("%%%")),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify("12345", URL, &more, Some(EXPECTED)), Err(SignatureError::Mismatch));
+        assert_eq!(verify("54321", URL, &PARAMS, Some(EXPECTED)), Err(SignatureError::Mismatch));
+        assert_eq!(verify("12345", URL, &PARAMS, None), Err(SignatureError::Missing));
+        assert_eq!(verify("12345", URL, &PARAMS, Some("%%%")), Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -146,13 +109,7 @@ mod tests {
         let digest = hex::encode(Sha256::digest(body));
         let url = format!("https://example.com/hook?bodySHA256={digest}");
         let header = sign("tok", &url, &[]);
-        assert_eq!(
-            verify_json("tok", &url, &digest, body, Some(&header)),
-            Ok(())
-        );
-        assert_eq!(
-            verify_json("tok", &url, &digest, br#"{"a":2}"#, Some(&header)),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_json("tok", &url, &digest, body, Some(&header)), Ok(()));
+        assert_eq!(verify_json("tok", &url, &digest, br#"{"a":2}"#, Some(&header)), Err(SignatureError::Mismatch));
     }
 }
