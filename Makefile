@@ -38,7 +38,10 @@ lint: venv ## rustfmt check, clippy (warnings are errors), cfn-lint
 	$(VENV)/bin/cfn-lint template.yaml
 
 test: lint ## lint, then every test in the workspace (unit and end-to-end)
-	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo test --workspace --locked
+	@mkdir -p .local
+	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo test --workspace --locked 2>&1 | tee .local/test.log
+	@# One closing line with the totals of every test binary.
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' .local/test.log
 
 bench: ## Benchmark the ingest path
 	cargo bench -p concierge --bench ingest

@@ -47,6 +47,20 @@ fn bench(c: &mut Criterion) {
             black_box(parsed);
         })
     });
+    group.bench_function("part_verify", |b| {
+        b.iter(|| signature::verify(SECRET, black_box(&body), Some(&header)).unwrap())
+    });
+    group.bench_function("part_parse_to_domain", |b| b.iter(|| meta::parse_notification(black_box(&body)).unwrap()));
+    let parsed = meta::parse_notification(&body).unwrap();
+    group.bench_function("part_prepare_writes", |b| {
+        b.iter(|| {
+            for m in &parsed[0].messages {
+                let prepared = prepare(&pseudonyms, &tenant, black_box(m), now, "attempt").unwrap();
+                black_box(serde_json::to_string(&prepared.job).unwrap());
+                black_box(prepared);
+            }
+        })
+    });
     group.bench_function("ingest_cpu_path", |b| {
         b.iter(|| {
             signature::verify(SECRET, black_box(&body), Some(&header)).unwrap();

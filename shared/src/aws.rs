@@ -60,9 +60,17 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// Reads the standard SDK environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+    /// Lambda's environment: credentials and region always come as variables there (the
+    /// emulator's dummy ones locally), so only the environment providers are used and the
+    /// default chain's STS, SSO and instance-metadata code stays out of the binary.
+    /// `AWS_ENDPOINT_URL` is honoured as usual.
     pub async fn from_env() -> Self {
-        Self::new(&aws_config::load_from_env().await)
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+            .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
+            .load()
+            .await;
+        Self::new(&sdk)
     }
 
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {

@@ -6,11 +6,10 @@
 //! returns what the first delivery stored).
 
 use std::collections::{BTreeMap, HashMap};
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -286,5 +285,145 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
             tracing::info!(status = st.status.as_str(), code, "delivery failed");
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::domain::{Channel, ContactId, Content, ProviderMessageId, TenantId};
+    use crate::privacy::RetentionDays;
+    use crate::tenants::TwilioCredentials;
+
+    /// Answers `record_inbound` from a script, remembering the attempt it was given.
+    #[derive(Default)]
+    struct ScriptedLog {
+        answers: Mutex<Vec<Result<Recorded, StoreError>>>,
+        attempts: Mutex<Vec<String>>,
+    }
+
+    impl MessageLog for ScriptedLog {
+        async fn record_inbound(&self, item: HashMap<String, AttributeValue>) -> Result<Recorded, StoreError> {
+            let attempt = item["attempt"].as_s().unwrap().clone();
+            self.attempts.lock().unwrap().push(attempt.clone());
+            match self.answers.lock().unwrap().remove(0) {
+                // "the write committed, but the SDK retried it": the item now holds our attempt
+                Ok(Recorded::Duplicate { stage, received_at, attempt: Some(a) }) if a == "OURS" => {
+                    Ok(Recorded::Duplicate { stage, received_at, attempt: Some(attempt) })
+                }
+                other => other,
+            }
+        }
+
+        async fn apply_status(&self, _: &TenantId, _: &StatusUpdate, _: &Expiry) -> Result<StatusApplied, StoreError> {
+            Ok(StatusApplied::Applied)
+        }
+    }
+
+    #[derive(Default)]
+    struct RecordingQueue(Mutex<Vec<String>>);
+
+    impl InboundQueue for RecordingQueue {
+        async fn enqueue(&self, job: &InboundJob, _group: &str) -> Result<(), QueueError> {
+            self.0.lock().unwrap().push(job.message_key.clone());
+            Ok(())
+        }
+    }
+
+    struct NoDirectory;
+
+    impl TenantDirectory for NoDirectory {
+        async fn by_meta_number(&self, _: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+            Ok(None)
+        }
+        async fn by_id(&self, _: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
+            Ok(None)
+        }
+        async fn twilio_credentials(&self, _: &Tenant) -> Result<Option<Arc<TwilioCredentials>>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    fn ingest(answers: Vec<Result<Recorded, StoreError>>) -> Ingest<NoDirectory, ScriptedLog, RecordingQueue> {
+        Ingest {
+            directory: NoDirectory,
+            log: ScriptedLog { answers: Mutex::new(answers), ..Default::default() },
+            queue: RecordingQueue::default(),
+            pseudonyms: Pseudonymizer::new(b"k"),
+        }
+    }
+
+    fn tenant() -> Arc<Tenant> {
+        Arc::new(Tenant {
+            id: TenantId::parse("acme").unwrap(),
+            retention: RetentionDays::default(),
+            meta_phone_number_id: None,
+            twilio: None,
+        })
+    }
+
+    fn message(id: &str, sent_at: i64) -> InboundMessage {
+        InboundMessage {
+            channel: Channel::Meta,
+            id: ProviderMessageId::parse(id).unwrap(),
+            contact: ContactId::parse_key("+4915112345678").unwrap(),
+            profile_name: None,
+            sent_at,
+            reply_to: None,
+            content: Content::Text { body: "x".into() },
+        }
+    }
+
+    fn duplicate(attempt: &str, received_at: i64) -> Result<Recorded, StoreError> {
+        Ok(Recorded::Duplicate {
+            stage: Some(STAGE_RECEIVED.into()),
+            received_at: Some(received_at),
+            attempt: Some(attempt.into()),
+        })
+    }
+
+    #[tokio::test]
+    async fn our_own_committed_write_seen_again_after_an_sdk_retry_is_still_queued() {
+        let now = unix_now();
+        let ingest = ingest(vec![duplicate("OURS", now)]);
+        let report = ingest.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![], now).await.unwrap();
+        assert_eq!((report.stored, report.duplicates), (1, 0));
+        assert_eq!(ingest.queue.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_delivery_inside_the_window_is_a_duplicate_and_a_stranded_one_is_requeued() {
+        let now = unix_now();
+        let ingest = ingest(vec![duplicate("other", now - 1), duplicate("dead", now - ATTEMPT_WINDOW_SECS - 1)]);
+        let report = ingest
+            .tenant_updates(&tenant(), vec![message("wamid.1", 1), message("wamid.2", 2)], vec![], now)
+            .await
+            .unwrap();
+        assert_eq!((report.duplicates, report.requeued), (2, 1));
+        assert_eq!(*ingest.queue.0.lock().unwrap(), ["acme#MSG#meta#wamid.2"]);
+        // One attempt id per webhook, shared by its messages.
+        let attempts = ingest.log.attempts.lock().unwrap();
+        assert_eq!(attempts[0], attempts[1]);
+    }
+
+    #[tokio::test]
+    async fn a_message_the_store_refuses_for_good_is_skipped_and_the_contacts_next_one_still_stored() {
+        let ingest = ingest(vec![Err(StoreError::Rejected("too large")), Ok(Recorded::New)]);
+        let report = ingest
+            .tenant_updates(&tenant(), vec![message("wamid.big", 1), message("wamid.next", 2)], vec![], unix_now())
+            .await
+            .unwrap();
+        assert_eq!((report.rejected, report.stored), (1, 1));
+        assert_eq!(*ingest.queue.0.lock().unwrap(), ["acme#MSG#meta#wamid.next"]);
+    }
+
+    #[tokio::test]
+    async fn a_passing_store_failure_is_returned_for_the_provider_to_retry() {
+        let ingest = ingest(vec![Err(StoreError::Aws { operation: "PutItem", message: "throttled".into() })]);
+        let result = ingest.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![], unix_now()).await;
+        assert!(matches!(result, Err(IngestError::Store(_))));
+        assert!(ingest.queue.0.lock().unwrap().is_empty());
     }
 }

@@ -48,6 +48,18 @@ impl SqsInboundQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
         Self { client, url }
     }
+
+    /// One cheap call on the queue (used to open the connection at cold start).
+    pub async fn probe(&self) -> Result<(), QueueError> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
 }
 
 impl InboundQueue for SqsInboundQueue {

@@ -14,7 +14,7 @@ use concierge::ingest::Ingest;
 use concierge::privacy::Pseudonymizer;
 use concierge::queue::SqsInboundQueue;
 use concierge::store::messages::DynamoMessageLog;
-use concierge::tenants::DynamoTenantDirectory;
+use concierge::tenants::{DynamoTenantDirectory, TenantDirectory};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
@@ -62,6 +62,16 @@ impl App {
             public_base_url: config.public_base_url,
             requests: aws.requests,
         })
+    }
+
+    /// Opens the connections to DynamoDB and SQS during init, so the first webhook does not pay
+    /// for TLS set-up. A failure here is only logged: requests will connect on their own.
+    pub async fn warm_up(&self) {
+        let (routes, queue) =
+            futures::join!(self.pipeline.directory.by_meta_number("warm-up"), self.pipeline.queue.probe(),);
+        if routes.is_err() || queue.is_err() {
+            tracing::warn!("connection warm-up failed; continuing");
+        }
     }
 
     /// AWS requests made by this instance so far (all clients, retries included).

@@ -9,6 +9,7 @@ async fn main() -> Result<(), Error> {
     concierge::telemetry::init();
     let config = IngestConfig::from_env()?;
     let app = webhook_ingest::App::new(config, AwsClients::from_env().await)?;
+    app.warm_up().await;
     let app = &app;
     lambda_http::run(service_fn(move |req| webhook_ingest::handle(app, req))).await
 }

@@ -118,12 +118,14 @@ pub struct LocalFunction {
 
 impl LocalFunction {
     /// Builds the function as its `main.rs` would, from its resolved environment.
-    pub fn build(def: FunctionDef, env: BTreeMap<String, String>, sdk: &SdkConfig) -> Result<Self> {
+    pub async fn build(def: FunctionDef, env: BTreeMap<String, String>, sdk: &SdkConfig) -> Result<Self> {
         let vars = Vars(|k: &str| env.get(k).cloned());
         let handler = match def.binary.as_str() {
             "webhook-ingest" => {
                 let config = IngestConfig::from_vars(&vars).with_context(|| def.logical_id.clone())?;
-                Handler::WebhookIngest(Arc::new(webhook_ingest::App::new(config, AwsClients::new(sdk))?))
+                let app = webhook_ingest::App::new(config, AwsClients::new(sdk))?;
+                app.warm_up().await;
+                Handler::WebhookIngest(Arc::new(app))
             }
             other => bail!("{}: the local runner does not know binary {other:?}", def.logical_id),
         };

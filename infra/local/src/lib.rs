@@ -79,7 +79,7 @@ impl LocalStack {
         let mut functions = Vec::new();
         for def in template.functions()? {
             let env = resolve_environment(&def, &provisioned, &parameters, &overrides, &extra)?;
-            functions.push(Arc::new(LocalFunction::build(def, env, &sdk)?));
+            functions.push(Arc::new(LocalFunction::build(def, env, &sdk).await?));
         }
         let stack = Self { outbox: Arc::default(), sdk, provisioned, functions, master_key };
         if let Some(tenants) = &options.tenants {
