@@ -86,6 +86,24 @@ pub enum IngestError {
     Queue(#[from] QueueError),
 }
 
+/// One webhook's attempt at one tenant's messages: what every message of it shares.
+pub struct Attempt {
+    /// Marks this attempt's own writes (see `Ingest::message`).
+    pub id: String,
+    pub received_at: i64,
+    pub message_expiry: Expiry,
+}
+
+impl Attempt {
+    pub fn new(tenant: &Tenant, received_at: i64) -> Self {
+        Self {
+            id: crate::crypto::unique_id(),
+            received_at,
+            message_expiry: Expiry::after_days(&tenant.id, received_at, tenant.retention.messages),
+        }
+    }
+}
+
 /// The writes for one inbound message, computed without I/O.
 pub struct Prepared {
     pub item: HashMap<String, AttributeValue>,
@@ -99,18 +117,14 @@ pub fn prepare(
     pseudonyms: &Pseudonymizer,
     tenant: &Tenant,
     m: &InboundMessage,
-    now: i64,
-    attempt: &str,
+    attempt: &Attempt,
 ) -> Result<Prepared, StoreError> {
-    let contact_hash = pseudonyms.contact(&tenant.id, &m.contact);
-    let expiry = Expiry::after_days(&tenant.id, now, tenant.retention.messages);
-    let item = inbound_item(&tenant.id, m, &contact_hash, now, &expiry, attempt)?;
-    let job = InboundJob {
-        tenant_id: tenant.id.clone(),
-        channel: m.channel,
-        message_key: message_key(&tenant.id, m.channel, &m.id),
-        received_at: now,
-    };
+    let contact = m.contact.key();
+    let contact_hash = pseudonyms.contact_key(&tenant.id, &contact);
+    let key = message_key(&tenant.id, m.channel, &m.id);
+    let now = attempt.received_at;
+    let item = inbound_item(&tenant.id, m, &key, &contact, now, &attempt.message_expiry, &attempt.id)?;
+    let job = InboundJob { tenant_id: tenant.id.clone(), channel: m.channel, message_key: key, received_at: now };
     let group = message_group(&tenant.id, &contact_hash);
     Ok(Prepared { item, job, group, contact_hash })
 }
@@ -172,10 +186,9 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         for m in messages {
             by_contact.entry(m.contact.key()).or_default().push(m);
         }
-        // Identifies this attempt's own writes (see `message`); one per webhook is enough.
-        let attempt = crate::crypto::random_id();
+        let attempt = Attempt::new(tenant, now);
         let message_results = futures::stream::iter(by_contact.into_values())
-            .map(|group| self.contact_messages(tenant, group, now, &attempt))
+            .map(|group| self.contact_messages(tenant, group, &attempt))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>();
         let status_results = futures::stream::iter(statuses)
@@ -202,13 +215,12 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         &self,
         tenant: &Tenant,
         mut group: Vec<InboundMessage>,
-        now: i64,
-        attempt: &str,
+        attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
         group.sort_by_key(|m| m.sent_at);
         let mut report = IngestReport::default();
         for m in &group {
-            report.add(self.message(tenant, m, now, attempt).await?);
+            report.add(self.message(tenant, m, attempt).await?);
         }
         Ok(report)
     }
@@ -217,10 +229,10 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         &self,
         tenant: &Tenant,
         m: &InboundMessage,
-        now: i64,
-        attempt: &str,
+        attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
-        let Prepared { item, mut job, group, contact_hash } = prepare(&self.pseudonyms, tenant, m, now, attempt)?;
+        let now = attempt.received_at;
+        let Prepared { item, mut job, group, contact_hash } = prepare(&self.pseudonyms, tenant, m, attempt)?;
         let mut report = IngestReport::default();
         let recorded = match self.log.record_inbound(item).await {
             Ok(recorded) => recorded,
@@ -235,7 +247,7 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         match recorded {
             // Ours, or our own write that the SDK retried after it had committed.
             Recorded::New => self.enqueue_within_attempt(&job, &group, now).await?,
-            Recorded::Duplicate { attempt: Some(a), .. } if a == attempt => {
+            Recorded::Duplicate { attempt: Some(a), .. } if a == attempt.id => {
                 self.enqueue_within_attempt(&job, &group, now).await?
             }
             Recorded::Duplicate { stage, received_at, .. } => {

@@ -62,7 +62,9 @@ async fn a_message_stored_by_an_attempt_that_died_before_queueing_is_queued_by_t
     let received_at = concierge::clock::unix_now() - 120;
     let hash = Pseudonymizer::new(local_secret("CONTACT_HASH_KEY").as_bytes()).contact(&tenant, &message.contact);
     let expiry = Expiry::after_days(&tenant, received_at, 730);
-    let item = inbound_item(&tenant, &message, &hash, received_at, &expiry, "dead-attempt").unwrap();
+    let key = concierge::store::messages::message_key(&tenant, message.channel, &message.id);
+    let item =
+        inbound_item(&tenant, &message, &key, &message.contact.key(), received_at, &expiry, "dead-attempt").unwrap();
     t.dynamodb.put_item().table_name(t.table("MessagesTable")).set_item(Some(item)).send().await.unwrap();
     assert!(t.queued().await.is_empty());
 

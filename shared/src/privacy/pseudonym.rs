@@ -20,10 +20,15 @@ impl Pseudonymizer {
 
     /// 24 hex characters (96 bits): collisions stay negligible per tenant.
     pub fn contact(&self, tenant: &TenantId, contact: &ContactId) -> String {
+        self.contact_key(tenant, &contact.key())
+    }
+
+    /// The same, from the contact's key string (`ContactId::key`) when the caller has it.
+    pub fn contact_key(&self, tenant: &TenantId, contact_key: &str) -> String {
         let mut mac = self.keyed.clone();
         mac.update(tenant.as_str().as_bytes());
         mac.update(b"#");
-        mac.update(contact.key().as_bytes());
+        mac.update(contact_key.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..12])
     }
 

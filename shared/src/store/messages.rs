@@ -18,10 +18,9 @@ use crate::privacy::Expiry;
 
 /// The lifecycle of an inbound message; the reply worker moves it on from `received`.
 pub const STAGE_RECEIVED: &str = "received";
-pub const CATEGORY_MESSAGES: &str = "messages";
 
 pub fn message_key(tenant: &TenantId, channel: Channel, id: &ProviderMessageId) -> String {
-    format!("{tenant}#MSG#{}#{}", channel.as_str(), id.as_str())
+    concat(&[tenant.as_str(), "#MSG#", channel.as_str(), "#", id.as_str()])
 }
 
 /// What the conditional write found.
@@ -55,30 +54,26 @@ pub trait MessageLog: Send + Sync {
 }
 
 /// Builds the item for an inbound message (pure: benchmarked as part of the ingest CPU path).
+/// It holds only what cannot be derived from its key: tenant, channel and provider id are in
+/// `pk`, and every attribute costs an allocation and a hash on the hot path.
 pub fn inbound_item(
     tenant: &TenantId,
     message: &InboundMessage,
-    contact_hash: &str,
+    key: &str,
+    contact: &str,
     received_at: i64,
     expiry: &Expiry,
     attempt: &str,
 ) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    let key = message_key(tenant, message.channel, &message.id);
-    let contact = message.contact.key();
     let content =
         serde_dynamo::to_attribute_value(&message.content).map_err(|e| StoreError::Corrupt(format!("content: {e}")))?;
-    let mut item = HashMap::with_capacity(20);
-    item.insert("gsi1pk".into(), s(format!("{tenant}#CONV#{contact}")));
+    let mut item = HashMap::with_capacity(14);
+    item.insert("pk".into(), s(key));
+    item.insert("gsi1pk".into(), s(concat(&[tenant.as_str(), "#CONV#", contact])));
     item.insert("gsi1sk".into(), s(format!("{:011}#{}", message.sent_at, message.id.as_str())));
     item.insert("exp_pk".into(), s(expiry.bucket.as_str()));
-    item.insert("exp_sk".into(), s(key.as_str()));
-    item.insert("pk".into(), s(key));
-    item.insert("tenant_id".into(), s(tenant.as_str()));
     item.insert("direction".into(), s("in"));
-    item.insert("channel".into(), s(message.channel.as_str()));
-    item.insert("provider_message_id".into(), s(message.id.as_str()));
     item.insert("contact".into(), s(contact));
-    item.insert("contact_hash".into(), s(contact_hash));
     if let Some(name) = &message.profile_name {
         item.insert("profile_name".into(), s(name.as_str()));
     }
@@ -91,9 +86,15 @@ pub fn inbound_item(
     item.insert("stage".into(), s(STAGE_RECEIVED));
     // Which attempt wrote it: an SDK retry of our own committed put must not look like a duplicate.
     item.insert("attempt".into(), s(attempt));
-    item.insert("category".into(), s(CATEGORY_MESSAGES));
     item.insert("expires_at".into(), n(expiry.at));
     Ok(item)
+}
+
+/// Joins key parts with one allocation of the exact size.
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    parts.iter().for_each(|p| out.push_str(p));
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -153,9 +154,8 @@ impl MessageLog for DynamoMessageLog {
         // a stub made this way carries only delivery facts and a short expiry.
         let mut update = String::from(
             "SET delivery_status = :s, status_rank = :r, status_at = :at, \
-             tenant_id = if_not_exists(tenant_id, :t), direction = if_not_exists(direction, :out), \
-             expires_at = if_not_exists(expires_at, :exp), exp_pk = if_not_exists(exp_pk, :bucket), \
-             exp_sk = if_not_exists(exp_sk, :pk)",
+             direction = if_not_exists(direction, :out), expires_at = if_not_exists(expires_at, :exp), \
+             exp_pk = if_not_exists(exp_pk, :bucket)",
         );
         let mut request = self
             .client
@@ -166,11 +166,9 @@ impl MessageLog for DynamoMessageLog {
             .expression_attribute_values(":s", s(status.status.as_str()))
             .expression_attribute_values(":r", n(status.status.rank()))
             .expression_attribute_values(":at", n(status.at))
-            .expression_attribute_values(":t", s(tenant.as_str()))
             .expression_attribute_values(":out", s("out"))
             .expression_attribute_values(":exp", n(stub_expiry.at))
-            .expression_attribute_values(":bucket", s(stub_expiry.bucket.as_str()))
-            .expression_attribute_values(":pk", s(key.as_str()));
+            .expression_attribute_values(":bucket", s(stub_expiry.bucket.as_str()));
         if let Some(code) = status.error_code {
             update.push_str(", error_code = :e");
             request = request.expression_attribute_values(":e", n(code));

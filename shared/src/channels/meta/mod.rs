@@ -8,7 +8,7 @@ use crate::channels::MalformedPayload;
 use crate::domain::{
     Attachment, Channel, ContactId, Content, DeliveryStatus, InboundMessage, MediaKind, ProviderMessageId, StatusUpdate,
 };
-use payload::{Contact, Message, Notification, Status};
+use payload::{Contact, Item, Message, Notification, Status, StrictNotification, TolerantNotification};
 
 /// Meta's documented ceiling for one webhook body.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -26,12 +26,26 @@ pub struct NumberUpdates {
 }
 
 /// Parses a verified body. Only a body that is not the documented JSON at all is an error;
-/// unknown fields, message types and objects are tolerated.
+/// unknown fields, message types and objects are tolerated, and an item without its documented
+/// shape is skipped alone.
 pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPayload> {
-    let notification: Notification<'_> =
-        serde_json::from_slice(body).map_err(|_| MalformedPayload("not a WhatsApp webhook notification"))?;
+    // Fast path: every item as documented, in one pass. Otherwise read each item on its own.
+    match serde_json::from_slice::<StrictNotification<'_>>(body) {
+        Ok(notification) => Ok(collect(notification)),
+        Err(_) => serde_json::from_slice::<TolerantNotification<'_>>(body)
+            .map(collect)
+            .map_err(|_| MalformedPayload("not a WhatsApp webhook notification")),
+    }
+}
+
+fn collect<'a, C, M, S>(notification: Notification<'a, C, M, S>) -> Vec<NumberUpdates>
+where
+    C: Item<Contact<'a>>,
+    M: Item<Message<'a>>,
+    S: Item<Status<'a>>,
+{
     if notification.object != "whatsapp_business_account" {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let mut out: Vec<NumberUpdates> = Vec::new();
     for change in notification.entry.into_iter().flat_map(|e| e.changes) {
@@ -44,15 +58,15 @@ pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPa
         };
         let mut updates =
             NumberUpdates { phone_number_id: metadata.phone_number_id.into_owned(), ..Default::default() };
-        let contacts: Vec<&Contact<'_>> = value.contacts.iter().filter_map(|c| c.0.as_ref()).collect();
+        let contacts: Vec<&Contact<'_>> = value.contacts.iter().filter_map(Item::item).collect();
         for message in &value.messages {
-            match message.0.as_ref().and_then(|m| inbound(m, &contacts)) {
+            match message.item().and_then(|m| inbound(m, &contacts)) {
                 Some(m) => updates.messages.push(m),
                 None => updates.skipped += 1,
             }
         }
         for status in &value.statuses {
-            match status.0.as_ref().and_then(status_update) {
+            match status.item().and_then(status_update) {
                 Some(s) => updates.statuses.push(s),
                 None => updates.skipped += 1,
             }
@@ -69,7 +83,7 @@ pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPa
             None => out.push(updates),
         }
     }
-    Ok(out)
+    out
 }
 
 fn inbound(m: &Message<'_>, contacts: &[&Contact<'_>]) -> Option<InboundMessage> {

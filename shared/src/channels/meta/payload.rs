@@ -1,7 +1,9 @@
 //! The Cloud API webhook body, as typed structs. Strings borrow from the body where they carry no
-//! escapes. Each message, status and contact is read on its own (`Lenient`), and every field
-//! inside is optional or defaulted, so one odd item cannot make a batch of 1,000 unreadable;
-//! `mod.rs` decides what an item needs.
+//! escapes. The containers are generic over how their list items are read: all in one pass
+//! (`StrictNotification`, the fast path for well-formed bodies) or each on its own
+//! (`TolerantNotification`, where an item without its documented shape becomes `None`), so one
+//! odd item cannot make a batch of 1,000 unreadable. Fields inside an item are optional or
+//! defaulted; `mod.rs` decides what an item needs.
 
 use std::borrow::Cow;
 
@@ -9,6 +11,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 type Str<'a> = Cow<'a, str>;
+
+pub type StrictNotification<'a> = Notification<'a, Contact<'a>, Message<'a>, Status<'a>>;
+pub type TolerantNotification<'a> = Notification<'a, Lenient<Contact<'a>>, Lenient<Message<'a>>, Lenient<Status<'a>>>;
 
 /// An item read on its own: `None` when it does not have its documented shape.
 #[derive(Debug)]
@@ -21,41 +26,69 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
     }
 }
 
+/// A list item, however it was read.
+pub trait Item<T> {
+    fn item(&self) -> Option<&T>;
+}
+
+impl<T> Item<T> for T {
+    fn item(&self) -> Option<&T> {
+        Some(self)
+    }
+}
+
+impl<T> Item<T> for Lenient<T> {
+    fn item(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+}
+
 #[derive(Debug, Deserialize)]
-pub struct Notification<'a> {
+#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
+pub struct Notification<'a, C, M, S> {
     #[serde(borrow)]
     pub object: Str<'a>,
-    #[serde(default, borrow)]
-    pub entry: Vec<Entry<'a>>,
+    #[serde(default = "Vec::new", borrow)]
+    pub entry: Vec<Entry<'a, C, M, S>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Entry<'a> {
-    #[serde(default, borrow)]
-    pub changes: Vec<Change<'a>>,
+#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
+pub struct Entry<'a, C, M, S> {
+    #[serde(default = "Vec::new", borrow)]
+    pub changes: Vec<Change<'a, C, M, S>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Change<'a> {
+#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
+pub struct Change<'a, C, M, S> {
     #[serde(borrow)]
     pub field: Str<'a>,
-    #[serde(default, borrow)]
-    pub value: ChangeValue<'a>,
+    #[serde(default = "ChangeValue::empty", borrow)]
+    pub value: ChangeValue<'a, C, M, S>,
 }
 
 /// The `value` of a `messages` change (other fields share the metadata/contacts shape).
-#[derive(Debug, Default, Deserialize)]
-pub struct ChangeValue<'a> {
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
+pub struct ChangeValue<'a, C, M, S> {
     #[serde(default, borrow)]
     pub metadata: Option<Metadata<'a>>,
-    #[serde(default, borrow)]
-    pub contacts: Vec<Lenient<Contact<'a>>>,
-    #[serde(default, borrow)]
-    pub messages: Vec<Lenient<Message<'a>>>,
-    #[serde(default, borrow)]
-    pub statuses: Vec<Lenient<Status<'a>>>,
+    #[serde(default = "Vec::new")]
+    pub contacts: Vec<C>,
+    #[serde(default = "Vec::new")]
+    pub messages: Vec<M>,
+    #[serde(default = "Vec::new")]
+    pub statuses: Vec<S>,
+    /// Tiny and rarely present: always read item by item.
     #[serde(default)]
     pub errors: Vec<Lenient<ErrorInfo>>,
+}
+
+impl<C, M, S> ChangeValue<'_, C, M, S> {
+    fn empty() -> Self {
+        Self { metadata: None, contacts: Vec::new(), messages: Vec::new(), statuses: Vec::new(), errors: Vec::new() }
+    }
 }
 
 #[derive(Debug, Deserialize)]
