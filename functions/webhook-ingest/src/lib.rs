@@ -19,6 +19,8 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
+const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub type Pipeline = Ingest<DynamoTenantDirectory, DynamoMessageLog, SqsInboundQueue>;
 
 /// Everything built once per cold start.
@@ -65,12 +67,14 @@ impl App {
     }
 
     /// Opens the connections to DynamoDB and SQS during init, so the first webhook does not pay
-    /// for TLS set-up. A failure here is only logged: requests will connect on their own.
+    /// for TLS set-up. Bounded: if AWS is slow the cold start does not wait, and a failure is
+    /// only logged (requests connect on their own).
     pub async fn warm_up(&self) {
-        let (routes, queue) =
-            futures::join!(self.pipeline.directory.by_meta_number("warm-up"), self.pipeline.queue.probe(),);
-        if routes.is_err() || queue.is_err() {
-            tracing::warn!("connection warm-up failed; continuing");
+        let calls =
+            async { futures::join!(self.pipeline.directory.by_meta_number("warm-up"), self.pipeline.queue.probe()) };
+        match tokio::time::timeout(WARM_UP_LIMIT, calls).await {
+            Ok((Ok(_), Ok(()))) => {}
+            _ => tracing::warn!("connection warm-up failed or timed out; continuing"),
         }
     }
 
