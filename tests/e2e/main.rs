@@ -3,6 +3,7 @@
 mod budget;
 mod events;
 mod isolation;
+mod kms;
 mod local_runner;
 mod meta;
 mod twilio;

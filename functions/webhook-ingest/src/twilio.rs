@@ -8,6 +8,10 @@ use lambda_http::{Body, Request, Response};
 use crate::{App, respond};
 
 pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool, now: i64) -> Response<Body> {
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > twilio::MAX_BODY_BYTES {
+        return respond::error(413, "body too large");
+    }
     let Ok(tenant_id) = TenantId::parse(tenant) else {
         return respond::error(404, "unknown tenant");
     };
@@ -23,10 +27,6 @@ pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool, now: 
         Err(_) => return respond::error(500, "temporarily unavailable"),
     };
 
-    let body: &[u8] = req.body().as_ref();
-    if body.len() > twilio::MAX_BODY_BYTES {
-        return respond::error(413, "body too large");
-    }
     // Twilio signed the public URL it called, which Lambda does not see: rebuild it.
     let url = public_url(app, req, &tenant_id, status);
     let header = req.headers().get(signature::HEADER).and_then(|v| v.to_str().ok());

@@ -39,8 +39,8 @@ impl EnvOverrides {
     }
 }
 
-/// The environment a function gets. `extra` holds what only the local stack sets
-/// (`SECRETS_KEY_FILE`).
+/// The environment a function gets. `extra` holds what only the local stack sets (the key
+/// file, the sandbox base URLs) and wins over the template and the env-vars file.
 pub fn resolve_environment(
     def: &FunctionDef,
     provisioned: &Provisioned,
