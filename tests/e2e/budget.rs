@@ -84,16 +84,7 @@ async fn a_message_stored_by_an_attempt_that_died_before_queueing_is_queued_by_t
 #[tokio::test]
 async fn when_the_queue_is_down_meta_is_asked_to_retry_and_the_retry_queues_the_stored_message() {
     let t = TestStack::spawn().await;
-    let attributes = t
-        .sqs
-        .get_queue_attributes()
-        .queue_url(t.queue_url())
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let attributes = t.queue_attributes().await;
     t.sqs.delete_queue().queue_url(t.queue_url()).send().await.unwrap();
     let body = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.unqueued", 1, "hi")], vec![])]);
 

@@ -101,16 +101,7 @@ async fn sqs_mappings_delete_what_succeeded_and_keep_reported_failures() {
         seen.lock().unwrap().iter().all(|(_, group)| group.as_deref().is_some_and(|g| g.starts_with("acme-dental#")))
     );
 
-    let attributes = t
-        .sqs
-        .get_queue_attributes()
-        .queue_url(t.queue_url())
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let attributes = t.queue_attributes().await;
     let count = |name: aws_sdk_sqs::types::QueueAttributeName| attributes[&name].parse::<u32>().unwrap();
     assert_eq!(
         count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)

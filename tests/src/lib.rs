@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use base64::Engine;
 use concierge_local::emulator::{Emulator, sdk_config};
 use concierge_local::functions::Handler;
@@ -198,6 +198,18 @@ impl TestStack {
 
     pub fn queue_url(&self) -> String {
         self.stack.provisioned.reference("InboundQueue").expect("queue").to_owned()
+    }
+
+    pub async fn queue_attributes(&self) -> HashMap<QueueAttributeName, String> {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(self.queue_url())
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .unwrap_or_default()
     }
 
     /// Everything on the inbound queue, read without deleting it (messages stay in flight).
