@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -74,6 +75,14 @@ impl AwsClients {
     }
 
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        // Bounded calls: a hung connection must not outlive the function's 10 s timeout, and
+        // retries (the SDK's standard three attempts) need room inside it.
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_millis(1500))
+            .operation_timeout(Duration::from_secs(3))
+            .build();
+        let sdk = &sdk.to_builder().timeout_config(timeouts).build();
         let requests = RequestCounter::default();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(

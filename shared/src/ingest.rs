@@ -31,6 +31,18 @@ use crate::tenants::{Tenant, TenantDirectory};
 /// window, and the reply worker's stage check makes a later copy harmless.
 pub const ATTEMPT_WINDOW_SECS: i64 = 5;
 
+/// Whether a failing attempt that stored at `received_at` may give up: one second beyond the
+/// window, a margin for the clocks of different instances.
+fn window_passed(received_at: i64) -> bool {
+    unix_now() > received_at + ATTEMPT_WINDOW_SECS + 1
+}
+
+async fn wait_out_window(received_at: i64) {
+    while !window_passed(received_at) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Requests in flight at once for one webhook (a Meta batch holds up to 1,000 updates).
 const CONCURRENCY: usize = 16;
 
@@ -208,7 +220,16 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
                 }
             }
         }
-        first_error.map_or(Ok(report), Err)
+        match first_error {
+            None => Ok(report),
+            Some(e) => {
+                // A put may have committed even where an error came back. Answer only once the
+                // window has passed, so the provider's retry finds such a message stranded and
+                // queues it, instead of taking it for a delivery still in progress.
+                wait_out_window(attempt.received_at).await;
+                Err(e)
+            }
+        }
     }
 
     async fn contact_messages(
@@ -217,7 +238,9 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         mut group: Vec<InboundMessage>,
         attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
-        group.sort_by_key(|m| m.sent_at);
+        group.sort_by(|a, b| (a.sent_at, a.id.as_str()).cmp(&(b.sent_at, b.id.as_str())));
+        // The same message twice in one notification is one message.
+        group.dedup_by(|a, b| a.id == b.id);
         let mut report = IngestReport::default();
         for m in &group {
             report.add(self.message(tenant, m, attempt).await?);
@@ -232,8 +255,16 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
         let now = attempt.received_at;
-        let Prepared { item, mut job, group, contact_hash } = prepare(&self.pseudonyms, tenant, m, attempt)?;
         let mut report = IngestReport::default();
+        let Prepared { item, mut job, group, contact_hash } = match prepare(&self.pseudonyms, tenant, m, attempt) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // Only a permanent failure can come from building the item.
+                tracing::error!(error = %e, "message cannot be stored; skipped");
+                report.rejected = 1;
+                return Ok(report);
+            }
+        };
         let recorded = match self.log.record_inbound(item).await {
             Ok(recorded) => recorded,
             Err(e) if e.is_permanent() => {
@@ -276,7 +307,7 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         loop {
             match self.queue.enqueue(job, group).await {
                 Ok(()) => return Ok(()),
-                Err(e) if unix_now() > received_at + ATTEMPT_WINDOW_SECS => return Err(e.into()),
+                Err(e) if window_passed(received_at) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(error = %e, "enqueue failed; retrying within the attempt window");
                     tokio::time::sleep(pause).await;
@@ -432,9 +463,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_same_message_twice_in_one_notification_is_stored_and_queued_once() {
+        let ingest = ingest(vec![Ok(Recorded::New)]);
+        let twice = vec![message("wamid.1", 1), message("wamid.1", 1)];
+        let report = ingest.tenant_updates(&tenant(), twice, vec![], unix_now()).await.unwrap();
+        assert_eq!(report.stored, 1);
+        assert_eq!(ingest.queue.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn a_passing_store_failure_is_returned_for_the_provider_to_retry() {
         let ingest = ingest(vec![Err(StoreError::Aws { operation: "PutItem", message: "throttled".into() })]);
-        let result = ingest.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![], unix_now()).await;
+        // Received long enough ago that the attempt window is already over.
+        let received_at = unix_now() - 2 * ATTEMPT_WINDOW_SECS;
+        let result = ingest.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![], received_at).await;
         assert!(matches!(result, Err(IngestError::Store(_))));
         assert!(ingest.queue.0.lock().unwrap().is_empty());
     }

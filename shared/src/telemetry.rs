@@ -3,7 +3,20 @@
 //! would bring a regex engine into every binary for nothing we use.
 //! No field anywhere carries message text, names, phone numbers or emails.
 
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Libraries that log request and response bodies at debug/trace: never below info, whatever
+/// the level, since those bodies carry message text and phone numbers.
+const CHATTY: [&str; 7] =
+    ["aws_smithy_runtime", "aws_smithy_http", "aws_sdk_dynamodb", "aws_sdk_sqs", "aws_sdk_kms", "hyper", "h2"];
+
+pub fn filter(level: LevelFilter) -> Targets {
+    CHATTY
+        .iter()
+        .fold(Targets::new().with_default(level), |t, target| t.with_target(*target, level.min(LevelFilter::INFO)))
+}
 
 pub fn level_from(value: Option<&str>) -> LevelFilter {
     value.and_then(|v| v.trim().parse().ok()).unwrap_or(LevelFilter::INFO)
@@ -14,10 +27,12 @@ pub fn init() {
     // `try_init`: the local runner hosts several functions in one process.
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_max_level(level_from(level.as_deref()))
+        .with_max_level(LevelFilter::TRACE)
         .with_target(false)
         .with_current_span(false)
         .flatten_event(true)
+        .finish()
+        .with(filter(level_from(level.as_deref())))
         .try_init();
 }
 
@@ -31,5 +46,14 @@ mod tests {
         assert_eq!(level_from(Some("warn")), LevelFilter::WARN);
         assert_eq!(level_from(Some("webhook=trace,foo")), LevelFilter::INFO);
         assert_eq!(level_from(None), LevelFilter::INFO);
+    }
+
+    #[test]
+    fn the_sdk_never_logs_below_info() {
+        use tracing::Level;
+        let f = filter(LevelFilter::TRACE);
+        assert!(f.would_enable("webhook_ingest", &Level::TRACE));
+        assert!(!f.would_enable("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
+        assert!(f.would_enable("aws_smithy_runtime::client::orchestrator", &Level::INFO));
     }
 }

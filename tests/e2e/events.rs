@@ -25,4 +25,5 @@ async fn every_event_file_is_accepted_by_its_function() {
     assert_eq!(inbound, 6);
     assert_eq!(items.len() - inbound, 3);
     assert_eq!(t.queued().await.len(), 6);
+    assert_eq!(t.aws_operation_count("SQS:SendMessage"), 6);
 }

@@ -29,6 +29,16 @@ async fn the_runner_serves_the_template_routes_and_the_lambda_invoke_api() {
     )
     .await;
     assert!(verify.starts_with("HTTP/1.1 200") && verify.ends_with("42"), "{verify}");
+    // A large but legal notification (Meta allows 3 MB) gets through the local API Gateway.
+    let mut big = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.big", 1, "x")], vec![])]);
+    big.resize(2_500_000, b' ');
+    let signature = t.meta_signature(&big);
+    let head = format!(
+        "POST /webhooks/meta HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-hub-signature-256: {signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        big.len()
+    );
+    let posted = http(api, head + std::str::from_utf8(&big).unwrap()).await;
+    assert!(posted.starts_with("HTTP/1.1 200"), "{}", &posted[..posted.len().min(200)]);
     let missing = http(api, "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into()).await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 
@@ -43,7 +53,7 @@ async fn the_runner_serves_the_template_routes_and_the_lambda_invoke_api() {
     assert!(invoked.starts_with("HTTP/1.1 200"), "{invoked}");
     let payload: serde_json::Value = serde_json::from_str(invoked.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(payload["statusCode"], 200);
-    assert_eq!(t.messages().await.len(), 1, "the invoked event was ingested");
+    assert_eq!(t.messages().await.len(), 2, "the large notification and the invoked event were ingested");
     let unknown = http(lambda, invoke("NoSuchFunction")).await;
     assert!(unknown.starts_with("HTTP/1.1 404") && unknown.contains("ResourceNotFoundException"), "{unknown}");
 }

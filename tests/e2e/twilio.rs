@@ -31,6 +31,8 @@ async fn a_signed_inbound_message_is_stored_once_queued_once_and_answered_with_e
     assert_eq!(s(&item, "gsi1pk"), "acme-dental#CONV#+14155550123");
     assert_eq!(t.messages().await.len(), 1);
     assert_eq!(t.queued().await.len(), 1);
+    // Counted at the client: FIFO deduplication would hide a second send from the queue.
+    assert_eq!(t.aws_operation_count("SQS:SendMessage"), 1);
 }
 
 #[tokio::test]

@@ -151,6 +151,8 @@ impl LocalStack {
     pub fn api_router(&self) -> axum::Router {
         sandbox::router(self.outbox.clone())
             .merge(axum::Router::new().fallback(gateway::api).with_state(Arc::new(self.gateway())))
+            // API Gateway's payload limit, so the function's own 413 is what a caller sees.
+            .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024))
     }
 
     /// The Lambda Invoke API.
@@ -158,5 +160,7 @@ impl LocalStack {
         axum::Router::new()
             .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(gateway::invoke))
             .with_state(Arc::new(self.functions.clone()))
+            // Lambda's limit for a synchronous invocation payload.
+            .layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024))
     }
 }

@@ -21,6 +21,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         entries.get(key).filter(|(until, _)| *until > Instant::now()).map(|(_, v)| v.clone())
     }
 
+    pub fn remove(&self, key: &K) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
     pub fn insert(&self, key: K, value: V, ttl: Duration) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.capacity {

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::cache::TtlCache;
 use super::records::{self, ProfileItem, RouteItem, TwilioChannel};
-use crate::crypto::MasterKey;
+use crate::crypto::{MasterKey, Sealed};
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
 use crate::store::{StoreError, s};
@@ -51,11 +51,10 @@ pub trait TenantDirectory: Send + Sync {
     ) -> impl Future<Output = Result<Option<Arc<TwilioCredentials>>, StoreError>> + Send;
 }
 
-/// Known answers are kept for a minute (a number moved to another tenant is followed within
-/// that); unknown ones for 30 s in a cache of their own, so requests naming made-up tenants
-/// or numbers can neither cost a lookup each nor push real tenants out.
-const ROUTE_TTL: Duration = Duration::from_secs(60);
-const TENANT_TTL: Duration = Duration::from_secs(300);
+/// Known answers are kept for a minute, routes and profiles alike, so a number moved to another
+/// tenant is followed within that; unknown ones for 30 s in a cache of their own, so requests
+/// naming made-up tenants or numbers can neither cost a lookup each nor push real tenants out.
+const KNOWN_TTL: Duration = Duration::from_secs(60);
 const UNKNOWN_TTL: Duration = Duration::from_secs(30);
 const CACHE_CAPACITY: usize = 4096;
 
@@ -67,7 +66,8 @@ pub struct DynamoTenantDirectory {
     routes: TtlCache<String, TenantId>,
     tenants: TtlCache<TenantId, Arc<Tenant>>,
     unknown: TtlCache<String, ()>,
-    twilio: TtlCache<TenantId, Arc<TwilioCredentials>>,
+    /// Opened tokens, with the sealed value they came from: a rotated token is opened afresh.
+    twilio: TtlCache<TenantId, (Sealed, Arc<TwilioCredentials>)>,
 }
 
 impl DynamoTenantDirectory {
@@ -104,7 +104,7 @@ impl DynamoTenantDirectory {
             Some(item) => {
                 let route_item: RouteItem =
                     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("route: {e}")))?;
-                self.routes.insert(route, route_item.tenant_id.clone(), ROUTE_TTL);
+                self.routes.insert(route, route_item.tenant_id.clone(), KNOWN_TTL);
                 Ok(Some(route_item.tenant_id))
             }
             None => {
@@ -119,11 +119,27 @@ type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::Attribute
 
 impl TenantDirectory for DynamoTenantDirectory {
     async fn by_meta_number(&self, phone_number_id: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
-        let Some(id) = self.route(records::meta_route(phone_number_id)).await? else {
+        let route = records::meta_route(phone_number_id);
+        let Some(id) = self.route(route.clone()).await? else {
             return Ok(None);
         };
-        // The route and the profile must agree: a route left behind by a move never wins.
-        Ok(self.by_id(&id).await?.filter(|t| t.meta_phone_number_id.as_deref() == Some(phone_number_id)))
+        let serves = |t: &Arc<Tenant>| t.meta_phone_number_id.as_deref() == Some(phone_number_id);
+        let tenant = self.by_id(&id).await?;
+        if tenant.as_ref().is_some_and(serves) {
+            return Ok(tenant);
+        }
+        // Route and profile disagree: a number is moving. Read both again past the cache; if
+        // they still disagree, fail so the provider retries once the move is complete, rather
+        // than dropping the message or storing it under the tenant it is leaving.
+        self.routes.remove(&route);
+        self.tenants.remove(&id);
+        let Some(id) = self.route(route).await? else {
+            return Ok(None);
+        };
+        match self.by_id(&id).await? {
+            Some(tenant) if serves(&tenant) => Ok(Some(tenant)),
+            _ => Err(StoreError::Conflict("route and tenant profile disagree about a number".into())),
+        }
     }
 
     async fn by_id(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
@@ -149,13 +165,15 @@ impl TenantDirectory for DynamoTenantDirectory {
             meta_phone_number_id: profile.meta.map(|m| m.phone_number_id),
             twilio: profile.twilio,
         });
-        self.tenants.insert(id.clone(), tenant.clone(), TENANT_TTL);
+        self.tenants.insert(id.clone(), tenant.clone(), KNOWN_TTL);
         Ok(Some(tenant))
     }
 
     async fn twilio_credentials(&self, tenant: &Tenant) -> Result<Option<Arc<TwilioCredentials>>, StoreError> {
         let Some(twilio) = &tenant.twilio else { return Ok(None) };
-        if let Some(hit) = self.twilio.get(&tenant.id) {
+        if let Some((sealed, hit)) = self.twilio.get(&tenant.id)
+            && sealed == twilio.auth_token
+        {
             return Ok(Some(hit));
         }
         let context = records::seal_context(&tenant.id, records::TWILIO_TOKEN_FIELD);
@@ -163,7 +181,7 @@ impl TenantDirectory for DynamoTenantDirectory {
         let auth_token =
             String::from_utf8(token).map_err(|_| StoreError::Corrupt("twilio token is not UTF-8".into()))?;
         let credentials = Arc::new(TwilioCredentials { account_sid: twilio.account_sid.clone(), auth_token });
-        self.twilio.insert(tenant.id.clone(), credentials.clone(), TENANT_TTL);
+        self.twilio.insert(tenant.id.clone(), (twilio.auth_token.clone(), credentials.clone()), KNOWN_TTL);
         Ok(Some(credentials))
     }
 }
