@@ -25,7 +25,8 @@ use template::Template;
 
 /// The repository root (this crate lives in `infra/local`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 pub struct StackOptions {

@@ -8,7 +8,7 @@ use crate::channels::MalformedPayload;
 use crate::domain::{
     Attachment, Channel, ContactId, Content, DeliveryStatus, InboundMessage, MediaKind, ProviderMessageId, StatusUpdate,
 };
-use payload::{Contact, Item, Message, Notification, Status, StrictNotification, TolerantNotification};
+use payload::{ChangeValue, Contact, Item, Message, Notification, Status, StrictNotification, TolerantNotification};
 
 /// Meta's documented ceiling for one webhook body.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -38,8 +38,9 @@ pub fn parse_notification(body: &[u8]) -> Result<Vec<NumberUpdates>, MalformedPa
     }
 }
 
-fn collect<'a, C, M, S>(notification: Notification<'a, C, M, S>) -> Vec<NumberUpdates>
+fn collect<'a, V, C, M, S>(notification: Notification<'a, V>) -> Vec<NumberUpdates>
 where
+    V: Item<ChangeValue<'a, C, M, S>>,
     C: Item<Contact<'a>>,
     M: Item<Message<'a>>,
     S: Item<Status<'a>>,
@@ -48,16 +49,20 @@ where
         return Vec::new();
     }
     let mut out: Vec<NumberUpdates> = Vec::new();
-    for change in notification.entry.into_iter().flat_map(|e| e.changes) {
+    for change in notification.entry.iter().flat_map(|e| &e.changes) {
         if change.field != "messages" {
             continue;
         }
-        let value = change.value;
-        let Some(metadata) = value.metadata else {
+        let Some(value) = change.value.as_ref() else { continue };
+        let Some(value) = value.item() else {
+            // Not even its number can be read: nothing to route, but worth knowing about.
+            tracing::warn!("a messages change without its documented shape was skipped");
             continue;
         };
-        let mut updates =
-            NumberUpdates { phone_number_id: metadata.phone_number_id.into_owned(), ..Default::default() };
+        let Some(metadata) = &value.metadata else {
+            continue;
+        };
+        let mut updates = NumberUpdates { phone_number_id: metadata.phone_number_id.to_string(), ..Default::default() };
         let contacts: Vec<&Contact<'_>> = value.contacts.iter().filter_map(Item::item).collect();
         for message in &value.messages {
             match message.item().and_then(|m| inbound(m, &contacts)) {
@@ -371,6 +376,19 @@ mod tests {
         assert_eq!(u.messages[0].content, Content::Unsupported { kind: "location".into() });
         // The wrongly typed timestamp and latitude, and both statuses, are skipped one by one.
         assert_eq!((u.statuses.len(), u.skipped), (0, 4));
+    }
+
+    #[test]
+    fn an_unreadable_change_is_skipped_and_the_others_in_the_batch_kept() {
+        let body = notification(json!([
+            {"field": "messages", "value": {"metadata": {"display_phone_number": "1"}, "messages": null}},
+            {"field": "messages", "value": "not an object"},
+            {"field": "account_update", "value": [1, 2, 3]},
+            change("PN1", json!({"messages": [msg("wamid.kept", "text", json!({"text": {"body": "x"}}))]})),
+        ]));
+        let updates = parse_notification(&body).unwrap();
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].messages[0].id.as_str(), "wamid.kept");
     }
 
     #[test]

@@ -12,8 +12,9 @@ use serde_json::value::RawValue;
 
 type Str<'a> = Cow<'a, str>;
 
-pub type StrictNotification<'a> = Notification<'a, Contact<'a>, Message<'a>, Status<'a>>;
-pub type TolerantNotification<'a> = Notification<'a, Lenient<Contact<'a>>, Lenient<Message<'a>>, Lenient<Status<'a>>>;
+pub type StrictNotification<'a> = Notification<'a, ChangeValue<'a, Contact<'a>, Message<'a>, Status<'a>>>;
+pub type TolerantNotification<'a> =
+    Notification<'a, Lenient<ChangeValue<'a, Lenient<Contact<'a>>, Lenient<Message<'a>>, Lenient<Status<'a>>>>>;
 
 /// An item read on its own: `None` when it does not have its documented shape.
 #[derive(Debug)]
@@ -44,28 +45,29 @@ impl<T> Item<T> for Lenient<T> {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
-pub struct Notification<'a, C, M, S> {
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
+pub struct Notification<'a, V> {
     #[serde(borrow)]
     pub object: Str<'a>,
-    #[serde(default = "Vec::new", borrow)]
-    pub entry: Vec<Entry<'a, C, M, S>>,
+    #[serde(default = "Vec::new")]
+    pub entry: Vec<Entry<'a, V>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
-pub struct Entry<'a, C, M, S> {
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
+pub struct Entry<'a, V> {
     #[serde(default = "Vec::new", borrow)]
-    pub changes: Vec<Change<'a, C, M, S>>,
+    pub changes: Vec<Change<'a, V>>,
 }
 
+/// `V` is the change's value: a `ChangeValue`, or a `Lenient` one when read on its own.
 #[derive(Debug, Deserialize)]
-#[serde(bound(deserialize = "C: Deserialize<'de>, M: Deserialize<'de>, S: Deserialize<'de>"))]
-pub struct Change<'a, C, M, S> {
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
+pub struct Change<'a, V> {
     #[serde(borrow)]
     pub field: Str<'a>,
-    #[serde(default = "ChangeValue::empty", borrow)]
-    pub value: ChangeValue<'a, C, M, S>,
+    #[serde(default = "Option::default")]
+    pub value: Option<V>,
 }
 
 /// The `value` of a `messages` change (other fields share the metadata/contacts shape).
@@ -83,12 +85,6 @@ pub struct ChangeValue<'a, C, M, S> {
     /// Tiny and rarely present: always read item by item.
     #[serde(default)]
     pub errors: Vec<Lenient<ErrorInfo>>,
-}
-
-impl<C, M, S> ChangeValue<'_, C, M, S> {
-    fn empty() -> Self {
-        Self { metadata: None, contacts: Vec::new(), messages: Vec::new(), statuses: Vec::new(), errors: Vec::new() }
-    }
 }
 
 #[derive(Debug, Deserialize)]
