@@ -60,6 +60,7 @@ async fn main() -> Result<()> {
         }
     }
     println!("  lambda API  http://127.0.0.1:{} (aws lambda invoke --endpoint-url …)", args.lambda_port);
+    println!("  sandbox     http://127.0.0.1:{}/sandbox/outbox (what would have been sent)", args.api_port);
     for (id, name) in &stack.provisioned.refs {
         println!("  resource    {id} = {name}");
     }
