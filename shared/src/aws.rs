@@ -13,6 +13,11 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+/// An SDK error with its whole chain of causes, for logs and error values (never for callers).
+pub fn describe(err: impl std::error::Error) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}
+
 /// Counts every HTTP attempt an SDK client transmits (retries included), in total and per
 /// operation (`DynamoDB:PutItem`, `SQS:SendMessage`, …).
 #[derive(Debug, Clone, Default)]

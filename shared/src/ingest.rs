@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
-use serde::Serialize;
 
 use crate::channels::meta::NumberUpdates;
 use crate::clock::unix_now;
@@ -47,7 +46,7 @@ async fn wait_out_window(received_at: i64) {
 const CONCURRENCY: usize = 16;
 
 /// What one webhook did, for the summary log line and for tests.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct IngestReport {
     pub stored: usize,
     pub duplicates: usize,
@@ -171,17 +170,16 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
                 }
             }
         }
-        let mut errors = Vec::new();
+        let mut first_error = None;
         for (tenant, messages, statuses) in work {
             match self.tenant_updates(&tenant, messages, statuses, now).await {
                 Ok(r) => report.add(r),
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        match errors.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
+        first_error.map_or(Ok(report), Err)
     }
 
     /// Messages and statuses for one tenant. Each contact's messages go in send-time order (one

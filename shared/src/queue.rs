@@ -57,7 +57,7 @@ impl SqsInboundQueue {
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| QueueError(crate::aws::describe(e)))?;
         Ok(())
     }
 }
@@ -73,7 +73,7 @@ impl InboundQueue for SqsInboundQueue {
             .message_deduplication_id(job.deduplication_id())
             .send()
             .await
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| QueueError(crate::aws::describe(e)))?;
         Ok(())
     }
 }

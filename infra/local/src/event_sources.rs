@@ -42,7 +42,7 @@ impl SqsMapping {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(|e| anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+            .map_err(|e| anyhow!(concierge::aws::describe(e)))?
             .messages
             .unwrap_or_default();
         if messages.is_empty() {
@@ -99,7 +99,7 @@ impl SqsMapping {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+                .map_err(|e| anyhow!(concierge::aws::describe(e)))
                 .context("deleting processed messages")?;
         }
         Ok(PollOutcome { received: messages.len(), deleted })

@@ -18,9 +18,17 @@ use serde_json::json;
 
 use crate::functions::LocalFunction;
 
+/// One route of the template: `GET /webhooks/meta` → its function.
+struct Route {
+    method: String,
+    segments: Vec<String>,
+    key: String,
+    function: Arc<LocalFunction>,
+}
+
 /// The HTTP routes of every function.
 pub struct Gateway {
-    routes: Vec<(String, Vec<String>, Arc<LocalFunction>)>,
+    routes: Vec<Route>,
     requests: AtomicU64,
 }
 
@@ -29,7 +37,12 @@ impl Gateway {
         let mut routes = Vec::new();
         for f in functions {
             for r in &f.def.http_routes {
-                routes.push((r.method.clone(), segments(&r.path), f.clone()));
+                routes.push(Route {
+                    method: r.method.clone(),
+                    segments: segments(&r.path),
+                    key: format!("{} {}", r.method, r.path),
+                    function: f.clone(),
+                });
             }
         }
         Self { routes, requests: AtomicU64::new(0) }
@@ -38,12 +51,12 @@ impl Gateway {
     /// The function, route key and path parameters for a request, as API Gateway matches them.
     fn route(&self, method: &str, path: &str) -> Option<(Arc<LocalFunction>, String, BTreeMap<String, String>)> {
         let actual = segments(path);
-        self.routes.iter().find_map(|(m, template, f)| {
-            if m != method && m != "ANY" || template.len() != actual.len() {
+        self.routes.iter().find_map(|route| {
+            if route.method != method && route.method != "ANY" || route.segments.len() != actual.len() {
                 return None;
             }
             let mut params = BTreeMap::new();
-            for (t, a) in template.iter().zip(&actual) {
+            for (t, a) in route.segments.iter().zip(&actual) {
                 match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                     Some(name) => {
                         params.insert(name.to_owned(), a.clone());
@@ -52,7 +65,7 @@ impl Gateway {
                     None => return None,
                 }
             }
-            Some((f.clone(), format!("{m} /{}", template.join("/")), params))
+            Some((route.function.clone(), route.key.clone(), params))
         })
     }
 
@@ -70,19 +83,16 @@ impl Gateway {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut header_map = serde_json::Map::new();
         for (name, value) in headers {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            header_map
-                .entry(name.as_str().to_owned())
-                .and_modify(|v| *v = json!(format!("{},{value}", v.as_str().unwrap_or_default())))
-                .or_insert(json!(value));
+            push_joined(
+                &mut header_map,
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            );
         }
         let query = uri.query().unwrap_or_default();
         let mut query_map = serde_json::Map::new();
-        for (k, v) in form_pairs(query) {
-            query_map
-                .entry(k)
-                .and_modify(|e| *e = json!(format!("{},{v}", e.as_str().unwrap_or_default())))
-                .or_insert(json!(v));
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            push_joined(&mut query_map, k.into_owned(), v.into_owned());
         }
         // HTTP APIs pass text, JSON, XML and JavaScript bodies as they are and base64-encode
         // everything else, form posts (Twilio's webhooks) and bodies without a type included.
@@ -134,12 +144,11 @@ fn segments(path: &str) -> Vec<String> {
     path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    url_pairs(query.as_bytes())
-}
-
-fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+/// API Gateway joins repeated headers and query parameters with commas.
+fn push_joined(map: &mut serde_json::Map<String, serde_json::Value>, key: String, value: String) {
+    map.entry(key)
+        .and_modify(|v| *v = json!(format!("{},{value}", v.as_str().unwrap_or_default())))
+        .or_insert(json!(value));
 }
 
 impl Gateway {

@@ -57,7 +57,7 @@ pub async fn provision(template: &Template, sdk: &SdkConfig, prefix: &str) -> Re
             Ok(_) => {}
             Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
             Err(e) => {
-                return Err(anyhow!(aws_sdk_s3::error::DisplayErrorContext(e).to_string()));
+                return Err(anyhow!(concierge::aws::describe(e)));
             }
         }
         out.attributes.insert((id.to_owned(), "Arn".into()), format!("arn:aws:s3:::{name}"));
@@ -124,7 +124,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, props: &Val
             return Ok(());
         }
         Err(e) => {
-            return Err(anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()));
+            return Err(anyhow!(concierge::aws::describe(e)));
         }
     }
     if let Some(ttl) = props.get("TimeToLiveSpecification")
@@ -138,7 +138,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, props: &Val
             )
             .send()
             .await
-            .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| anyhow!(concierge::aws::describe(e)))?;
     }
     Ok(())
 }
@@ -179,7 +179,7 @@ async fn create_queue(
     let url = request
         .send()
         .await
-        .map_err(|e| anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+        .map_err(|e| anyhow!(concierge::aws::describe(e)))?
         .queue_url
         .ok_or_else(|| anyhow!("no queue URL returned"))?;
     let arn = client
@@ -188,7 +188,7 @@ async fn create_queue(
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+        .map_err(|e| anyhow!(concierge::aws::describe(e)))?
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or_else(|| anyhow!("no queue ARN returned"))?;

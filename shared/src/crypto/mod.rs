@@ -95,7 +95,7 @@ impl MasterKey {
                     .encryption_context(KMS_CONTEXT_KEY, context)
                     .send()
                     .await
-                    .map_err(|e| CryptoError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+                    .map_err(|e| CryptoError::Kms(crate::aws::describe(e)))?;
                 let plain = out.plaintext().ok_or_else(|| CryptoError::Kms("no plaintext key".into()))?;
                 let wrapped = out.ciphertext_blob().ok_or_else(|| CryptoError::Kms("no wrapped key".into()))?;
                 let data_key: [u8; 32] =
@@ -115,7 +115,7 @@ impl MasterKey {
                     .encryption_context(KMS_CONTEXT_KEY, context)
                     .send()
                     .await
-                    .map_err(|e| CryptoError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+                    .map_err(|e| CryptoError::Kms(crate::aws::describe(e)))?;
                 let plain = out.plaintext().ok_or(CryptoError::Tampered)?;
                 plain.as_ref().try_into().map_err(|_| CryptoError::Tampered)
             }

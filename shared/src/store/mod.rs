@@ -25,7 +25,7 @@ impl StoreError {
     }
 
     pub fn aws(operation: &'static str, err: impl std::error::Error + 'static) -> Self {
-        Self::Aws { operation, message: aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string() }
+        Self::Aws { operation, message: crate::aws::describe(err) }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 
 use super::cache::TtlCache;
-use super::records::{self, ProfileItem, RouteItem, TwilioChannel};
+use super::records::{self, RouteItem, TwilioChannel};
 use crate::crypto::{MasterKey, Sealed};
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
@@ -84,14 +84,6 @@ impl DynamoTenantDirectory {
         }
     }
 
-    async fn get(&self, table: &str, key: &[(&str, &str)], what: &'static str) -> Result<Option<Item>, StoreError> {
-        let mut request = self.client.get_item().table_name(table);
-        for (name, value) in key {
-            request = request.key(*name, s(*value));
-        }
-        Ok(request.send().await.map_err(|e| StoreError::aws(what, e))?.item)
-    }
-
     async fn route(&self, route: String) -> Result<Option<TenantId>, StoreError> {
         if let Some(hit) = self.routes.get(&route) {
             return Ok(Some(hit));
@@ -99,8 +91,15 @@ impl DynamoTenantDirectory {
         if self.unknown.get(&route).is_some() {
             return Ok(None);
         }
-        let item = self.get(&self.routes_table, &[("pk", &route)], "GetItem route").await?;
-        match item {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.routes_table)
+            .key("pk", s(route.as_str()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem route", e))?;
+        match out.item {
             Some(item) => {
                 let route_item: RouteItem =
                     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("route: {e}")))?;
@@ -114,8 +113,6 @@ impl DynamoTenantDirectory {
         }
     }
 }
-
-type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 impl TenantDirectory for DynamoTenantDirectory {
     async fn by_meta_number(&self, phone_number_id: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
@@ -150,15 +147,10 @@ impl TenantDirectory for DynamoTenantDirectory {
         if self.unknown.get(&unknown_key).is_some() {
             return Ok(None);
         }
-        let item = self
-            .get(&self.tenants_table, &[("pk", id.as_str()), ("sk", records::PROFILE_SK)], "GetItem tenant")
-            .await?;
-        let Some(item) = item else {
+        let Some(profile) = records::read_profile(&self.client, &self.tenants_table, id).await? else {
             self.unknown.insert(unknown_key, (), UNKNOWN_TTL);
             return Ok(None);
         };
-        let profile: ProfileItem =
-            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))?;
         let tenant = Arc::new(Tenant {
             id: profile.pk,
             retention: profile.retention,

@@ -29,18 +29,7 @@ impl TenantLoader<'_> {
 
     async fn load_one(&self, spec: &TenantSpec, now: i64) -> Result<(), StoreError> {
         let id = &spec.id;
-        let previous = self.previous_routes(id).await?;
-        let mut routes = Vec::new();
-        if let Some(meta) = &spec.channels.meta {
-            routes.push(records::meta_route(&meta.phone_number_id));
-        }
-        if let Some(shop) = &spec.shopify {
-            routes.push(records::shopify_route(&shop.shop_domain));
-        }
-        for route in &routes {
-            self.claim_route(route, id).await?;
-        }
-
+        let previous = records::read_profile(self.client, self.tenants_table, id).await?;
         let meta = match &spec.channels.meta {
             Some(m) => Some(MetaChannel {
                 phone_number_id: m.phone_number_id.clone(),
@@ -73,6 +62,10 @@ impl TenantLoader<'_> {
             shopify_shop_domain: spec.shopify.as_ref().map(|s| s.shop_domain.to_ascii_lowercase()),
             updated_at: now,
         };
+        let routes = profile.routes();
+        for route in &routes {
+            self.claim_route(route, id).await?;
+        }
         self.client
             .put_item()
             .table_name(self.tenants_table)
@@ -81,6 +74,7 @@ impl TenantLoader<'_> {
             .await
             .map_err(|e| StoreError::aws("PutItem tenant", e))?;
 
+        let previous = previous.map(|p| p.routes()).unwrap_or_default();
         for stale in previous.iter().filter(|r| !routes.contains(r)) {
             self.client
                 .delete_item()
@@ -93,31 +87,6 @@ impl TenantLoader<'_> {
                 .map_err(|e| StoreError::aws("DeleteItem route", e))?;
         }
         self.replace_knowledge(spec).await
-    }
-
-    async fn previous_routes(&self, id: &TenantId) -> Result<Vec<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.tenants_table)
-            .key("pk", s(id.as_str()))
-            .key("sk", s(records::PROFILE_SK))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem tenant", e))?;
-        let Some(item) = out.item else {
-            return Ok(Vec::new());
-        };
-        let profile: ProfileItem =
-            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}")))?;
-        let mut routes = Vec::new();
-        if let Some(meta) = profile.meta {
-            routes.push(records::meta_route(&meta.phone_number_id));
-        }
-        if let Some(shop) = profile.shopify_shop_domain {
-            routes.push(records::shopify_route(&shop));
-        }
-        Ok(routes)
     }
 
     async fn claim_route(&self, route: &str, id: &TenantId) -> Result<(), StoreError> {

@@ -2,11 +2,13 @@
 //! `RoutesTable`: `pk = meta#<phone_number_id>` (or `shopify#<domain>`) → `tenant_id`; the one
 //! lookup that has to find a tenant from a provider's address, and it holds no personal data.
 
+use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Sealed;
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
+use crate::store::{StoreError, s};
 
 pub const PROFILE_SK: &str = "PROFILE";
 pub const KB_PREFIX: &str = "KB#";
@@ -40,6 +42,30 @@ pub struct ProfileItem {
     #[serde(default)]
     pub shopify_shop_domain: Option<String>,
     pub updated_at: i64,
+}
+
+impl ProfileItem {
+    /// The provider addresses this tenant claims in `RoutesTable`.
+    pub fn routes(&self) -> Vec<String> {
+        let meta = self.meta.as_ref().map(|m| meta_route(&m.phone_number_id));
+        let shop = self.shopify_shop_domain.as_deref().map(shopify_route);
+        meta.into_iter().chain(shop).collect()
+    }
+}
+
+/// Reads a tenant's profile (the directory and the loader both start here).
+pub async fn read_profile(client: &Client, table: &str, id: &TenantId) -> Result<Option<ProfileItem>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(id.as_str()))
+        .key("sk", s(PROFILE_SK))
+        .send()
+        .await
+        .map_err(|e| StoreError::aws("GetItem tenant", e))?;
+    out.item
+        .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}"))))
+        .transpose()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
