@@ -5,9 +5,13 @@
 use std::hint::black_box;
 
 use concierge::channels::meta::{self, payload::StrictNotification, signature};
-use concierge::domain::TenantId;
+use concierge::clock::ManualClock;
+use concierge::domain::{InboundMessage, TenantId};
 use concierge::ingest::{Attempt, prepare};
-use concierge::privacy::{Pseudonymizer, RetentionDays};
+use concierge::privacy::Pseudonymizer;
+use concierge::queue::message_group;
+use concierge::store::keys;
+use concierge::store::messages::dynamo::inbound_item;
 use concierge::tenants::Tenant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -31,17 +35,27 @@ fn payload() -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let body = payload();
     let header = signature::sign(SECRET, &body);
-    let tenant = Tenant {
-        id: TenantId::parse("acme-dental").unwrap(),
-        retention: RetentionDays::default(),
-        meta_phone_number_id: Some("100000000000001".into()),
-        twilio: None,
-    };
+    let tenant = Tenant::new(TenantId::parse("acme-dental").unwrap());
     let pseudonyms = Pseudonymizer::new(b"bench-contact-hash-key");
-    let now = 1_767_225_700;
+    let clock = ManualClock::at(1_767_225_700_000);
     let messages = meta::parse_notification(&body).unwrap()[0].messages.len() as u64;
-    let attempt = Attempt::new(&tenant, now);
+    let attempt = Attempt::new(&tenant, &clock);
     assert_eq!(messages, 3);
+    // Everything one webhook writes for its messages: the item and the queue job of each,
+    // with one keyed contact hash per contact (as `Ingest::by_contact` computes it).
+    let writes = |messages: &[InboundMessage], attempt: &Attempt| {
+        let mut group = (String::new(), String::new());
+        for m in messages {
+            let contact = m.contact.key();
+            if group.0 != contact {
+                group = (contact.clone(), message_group(&tenant.id, &pseudonyms.contact_key(&tenant.id, &contact)));
+            }
+            let key = keys::message_key(&tenant.id, m.channel, m.id.as_str());
+            let prepared = prepare(&tenant, m, &key, &contact, &group.1, attempt);
+            black_box(inbound_item(&prepared.new).unwrap());
+            black_box(serde_json::to_string(&prepared.queued.job).unwrap());
+        }
+    };
 
     let mut group = c.benchmark_group("meta_2kb");
     group.throughput(Throughput::Elements(messages));
@@ -57,26 +71,14 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("part_parse_to_domain", |b| b.iter(|| meta::parse_notification(black_box(&body)).unwrap()));
     let parsed = meta::parse_notification(&body).unwrap();
-    group.bench_function("part_prepare_writes", |b| {
-        b.iter(|| {
-            for m in &parsed[0].messages {
-                let prepared = prepare(&pseudonyms, &tenant, black_box(m), &attempt).unwrap();
-                black_box(serde_json::to_string(&prepared.job).unwrap());
-                black_box(prepared);
-            }
-        })
-    });
+    group.bench_function("part_prepare_writes", |b| b.iter(|| writes(black_box(&parsed[0].messages), &attempt)));
     group.bench_function("ingest_cpu_path", |b| {
         b.iter(|| {
             signature::verify(SECRET, black_box(&body), Some(&header)).unwrap();
             for updates in meta::parse_notification(black_box(&body)).unwrap() {
                 // Once per webhook and tenant, as in `Ingest::tenant_updates`.
-                let attempt = Attempt::new(&tenant, now);
-                for m in &updates.messages {
-                    let prepared = prepare(&pseudonyms, &tenant, m, &attempt).unwrap();
-                    black_box(serde_json::to_string(&prepared.job).unwrap());
-                    black_box(prepared);
-                }
+                let attempt = Attempt::new(&tenant, &clock);
+                writes(&updates.messages, &attempt);
             }
         })
     });

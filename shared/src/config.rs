@@ -1,6 +1,10 @@
-//! Configuration, read once at cold start from the environment (or, in the local runner, from
-//! the template's resolved variables); anything missing fails the init, not a request.
+//! Configuration, read once at cold start from the function's environment (in the local
+//! runner, the template's resolved variables, then the env-vars file, then the shell); anything
+//! missing fails the init, not a request. Platform secrets are read from Secrets Manager at init
+//! and kept for the warm life of the function, never from variables CloudFormation resolved
+//! (which `lambda:GetFunctionConfiguration` would show); locally the variables carry them.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -10,6 +14,12 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {0}: {1}")]
     Invalid(&'static str, &'static str),
+    #[error(
+        "secret {0} is neither set as a variable nor found in the Secrets Manager secret named by PLATFORM_SECRET_ID"
+    )]
+    MissingSecret(&'static str),
+    #[error("reading the platform secret failed: {0}")]
+    SecretsManager(String),
 }
 
 /// A secret value: usable, never printed.
@@ -41,24 +51,53 @@ pub enum MasterKeySource {
     Kms(String),
 }
 
-/// Reads variables through `get`, so the local runner can hand each function its own set.
-pub struct Vars<F>(pub F);
+/// Variables every function may be given from outside the template (DESIGN.md, Configuration):
+/// locally, the shell's value of these wins over the template and the env-vars file.
+pub const NAMED_VARIABLES: [&str; 12] = [
+    "META_GRAPH_BASE_URL",
+    "META_GRAPH_VERSION",
+    "TWILIO_API_BASE_URL",
+    "PUBLIC_BASE_URL",
+    "LLM_PROVIDER",
+    "LLM_BASE_URL",
+    "LLM_MODEL",
+    "LLM_API_KEY",
+    "META_APP_SECRET",
+    "META_VERIFY_TOKEN",
+    "SHOPIFY_CLIENT_SECRET",
+    "CONTACT_HASH_KEY",
+];
 
-impl<F: Fn(&str) -> Option<String>> Vars<F> {
+/// A function's environment.
+#[derive(Clone, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+impl fmt::Debug for Env {
+    // Values may be secrets: names only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_map(vars: BTreeMap<String, String>) -> Self {
+        Self(vars)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     pub fn optional(&self, name: &'static str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
+        self.get(name).filter(|v| !v.trim().is_empty()).map(str::to_owned)
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
-    }
-
-    pub fn secret(&self, name: &'static str) -> Result<Secret, ConfigError> {
-        let value = self.required(name)?;
-        if value.starts_with("{{resolve:") {
-            return Err(ConfigError::Invalid(name, "an unresolved secret reference"));
-        }
-        Ok(Secret(value))
     }
 
     pub fn master_key(&self) -> Result<MasterKeySource, ConfigError> {
@@ -68,90 +107,138 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
             (None, None) => Err(ConfigError::Missing("KMS_KEY_ID (or SECRETS_KEY_FILE locally)")),
         }
     }
-}
 
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// `webhook-ingest`.
-#[derive(Debug, Clone)]
-pub struct IngestConfig {
-    pub messages_table: String,
-    pub tenants_table: String,
-    pub routes_table: String,
-    pub inbound_queue_url: String,
-    pub meta_app_secret: Secret,
-    pub meta_verify_token: Secret,
-    pub contact_hash_key: Secret,
-    /// What Twilio signed: the public base URL (custom domain, stage prefix). When unset, the
-    /// API's own domain from the request is used.
-    pub public_base_url: Option<String>,
-    pub master_key: MasterKeySource,
-}
-
-impl IngestConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&Vars(process_env))
-    }
-
-    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let public_base_url = vars.optional("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &public_base_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid("PUBLIC_BASE_URL", "must start with https:// or http://"));
+    /// `PUBLIC_BASE_URL` without its trailing slash; must be an http(s) URL when set.
+    pub fn public_base_url(&self) -> Result<Option<String>, ConfigError> {
+        let url = self.optional("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned());
+        match url {
+            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+                Err(ConfigError::Invalid("PUBLIC_BASE_URL", "must start with https:// or http://"))
+            }
+            other => Ok(other),
         }
-        Ok(Self {
-            messages_table: vars.required("MESSAGES_TABLE")?,
-            tenants_table: vars.required("TENANTS_TABLE")?,
-            routes_table: vars.required("ROUTES_TABLE")?,
-            inbound_queue_url: vars.required("INBOUND_QUEUE_URL")?,
-            meta_app_secret: vars.secret("META_APP_SECRET")?,
-            meta_verify_token: vars.secret("META_VERIFY_TOKEN")?,
-            contact_hash_key: vars.secret("CONTACT_HASH_KEY")?,
-            public_base_url,
-            master_key: vars.master_key()?,
-        })
     }
+}
+
+/// A platform secret: its variable name and its key in the Secrets Manager secret's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretName {
+    pub variable: &'static str,
+    pub json_key: &'static str,
+}
+
+pub const META_APP_SECRET: SecretName = SecretName { variable: "META_APP_SECRET", json_key: "meta_app_secret" };
+pub const META_VERIFY_TOKEN: SecretName = SecretName { variable: "META_VERIFY_TOKEN", json_key: "meta_verify_token" };
+pub const SHOPIFY_CLIENT_SECRET: SecretName =
+    SecretName { variable: "SHOPIFY_CLIENT_SECRET", json_key: "shopify_client_secret" };
+pub const CONTACT_HASH_KEY: SecretName = SecretName { variable: "CONTACT_HASH_KEY", json_key: "contact_hash_key" };
+
+/// The platform secrets a function asked for, read once.
+#[derive(Clone)]
+pub struct PlatformSecrets(HashMap<&'static str, Secret>);
+
+impl fmt::Debug for PlatformSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl PlatformSecrets {
+    /// Each secret from its variable if set (locally), else from the JSON of the Secrets Manager
+    /// secret named by `PLATFORM_SECRET_ID`, fetched once for all of them.
+    pub async fn load(
+        env: &Env,
+        client: &aws_sdk_secretsmanager::Client,
+        names: &[SecretName],
+    ) -> Result<Self, ConfigError> {
+        let mut out = HashMap::new();
+        let mut stored: Option<serde_json::Map<String, serde_json::Value>> = None;
+        for name in names {
+            if let Some(value) = env.optional(name.variable) {
+                if value.starts_with("{{resolve:") {
+                    return Err(ConfigError::Invalid(name.variable, "an unresolved secret reference"));
+                }
+                out.insert(name.variable, Secret(value));
+                continue;
+            }
+            let Some(secret_id) = env.optional("PLATFORM_SECRET_ID") else {
+                return Err(ConfigError::MissingSecret(name.variable));
+            };
+            if stored.is_none() {
+                stored = Some(fetch(client, &secret_id).await?);
+            }
+            let value = stored
+                .as_ref()
+                .and_then(|s| s.get(name.json_key)?.as_str())
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::MissingSecret(name.variable))?;
+            out.insert(name.variable, Secret(value.to_owned()));
+        }
+        Ok(Self(out))
+    }
+
+    /// A secret this function asked for at load (a programming error otherwise).
+    pub fn get(&self, name: SecretName) -> Secret {
+        self.0.get(name.variable).cloned().unwrap_or_else(|| panic!("{} was not loaded", name.variable))
+    }
+}
+
+async fn fetch(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| ConfigError::SecretsManager(crate::aws::describe(e)))?;
+    let text = out.secret_string().ok_or(ConfigError::SecretsManager("the secret holds no SecretString".into()))?;
+    serde_json::from_str(text).map_err(|_| ConfigError::SecretsManager("the SecretString is not a JSON object".into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Vars(move |k: &str| map.get(k).cloned())
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
-    const FULL: [(&str, &str); 9] = [
-        ("MESSAGES_TABLE", "m"),
-        ("TENANTS_TABLE", "t"),
-        ("ROUTES_TABLE", "r"),
-        ("INBOUND_QUEUE_URL", "q"),
-        ("META_APP_SECRET", "s"),
-        ("META_VERIFY_TOKEN", "v"),
-        ("CONTACT_HASH_KEY", "k"),
-        ("KMS_KEY_ID", "key"),
-        ("PUBLIC_BASE_URL", "https://hooks.example.com/"),
-    ];
+    fn offline_client() -> aws_sdk_secretsmanager::Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
 
-    #[test]
-    fn reads_everything_and_hides_secrets() {
-        let c = IngestConfig::from_vars(&vars(&FULL)).unwrap();
-        assert_eq!(c.public_base_url.as_deref(), Some("https://hooks.example.com"));
-        assert_eq!(c.master_key, MasterKeySource::Kms("key".into()));
-        assert!(!format!("{c:?}").contains("\"s\""));
+    #[tokio::test]
+    async fn variables_win_and_hide_their_values() {
+        let e = env(&[("META_APP_SECRET", "s3cr3t"), ("CONTACT_HASH_KEY", "k")]);
+        let secrets = PlatformSecrets::load(&e, &offline_client(), &[META_APP_SECRET, CONTACT_HASH_KEY]).await.unwrap();
+        assert_eq!(secrets.get(META_APP_SECRET).expose(), "s3cr3t");
+        assert!(!format!("{secrets:?}{e:?}").contains("s3cr3t"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_unresolved_secret_fails_the_init() {
+        let e = env(&[("META_APP_SECRET", "")]);
+        let err = PlatformSecrets::load(&e, &offline_client(), &[META_APP_SECRET]).await.unwrap_err();
+        assert!(matches!(err, ConfigError::MissingSecret("META_APP_SECRET")), "{err}");
+        let e = env(&[("META_APP_SECRET", "{{resolve:secretsmanager:x:SecretString:y}}")]);
+        let err = PlatformSecrets::load(&e, &offline_client(), &[META_APP_SECRET]).await.unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid("META_APP_SECRET", _)));
     }
 
     #[test]
-    fn missing_or_unresolved_values_fail_at_init() {
-        let missing: Vec<_> = FULL.iter().copied().filter(|(k, _)| *k != "ROUTES_TABLE").collect();
-        assert!(matches!(IngestConfig::from_vars(&vars(&missing)), Err(ConfigError::Missing("ROUTES_TABLE"))));
-        let mut unresolved = FULL.to_vec();
-        unresolved[4] = ("META_APP_SECRET", "{{resolve:secretsmanager:x:SecretString:y}}");
-        assert!(matches!(IngestConfig::from_vars(&vars(&unresolved)), Err(ConfigError::Invalid("META_APP_SECRET", _))));
+    fn public_base_url_is_trimmed_and_checked() {
+        assert_eq!(
+            env(&[("PUBLIC_BASE_URL", "https://h.example.com/")]).public_base_url().unwrap().as_deref(),
+            Some("https://h.example.com")
+        );
+        assert!(env(&[("PUBLIC_BASE_URL", "h.example.com")]).public_base_url().is_err());
+        assert_eq!(env(&[]).public_base_url().unwrap(), None);
+        assert_eq!(env(&[("KMS_KEY_ID", "k")]).master_key().unwrap(), MasterKeySource::Kms("k".into()));
     }
 }

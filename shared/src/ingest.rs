@@ -1,47 +1,45 @@
-//! Ingestion: store each inbound message exactly once and queue it once, apply statuses
-//! monotonically. Shared by the Meta and Twilio webhooks.
+//! Ingestion: store each inbound message exactly once, queue it, record that it is queued, and
+//! apply statuses monotonically. Shared by the Meta and Twilio webhooks.
 //!
-//! Budget per message (once the tenant is cached): a new message costs two AWS requests (the
-//! conditional put, the FIFO send); a duplicate one (the put that fails its condition and
-//! returns what the first delivery stored).
+//! A delivery is answered 2xx only when each of its messages is stored *and* queued, by this
+//! attempt or by one it saw finish. Each stored message names the attempt that wrote it and
+//! until when that attempt may still be working (its invocation's deadline, the *lease*):
+//!
+//! - new: put, send (in order within the contact's FIFO group, batched), mark `queued`;
+//! - stored and `queued` or later: a duplicate, one request;
+//! - stored, still `received`, lease running: another attempt is on it; wait until it is
+//!   marked queued (then a duplicate) or its lease runs out (then take over: send and mark);
+//! - stored, still `received`, lease over: the attempt died or gave up; take over.
+//!
+//! A resend is harmless: SQS drops it within its deduplication window and the reply worker's
+//! stage check after that. Every step retries until the invocation's deadline; then the
+//! provider is asked to retry (500). The sweeper is the backstop for whatever slips through.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use crate::channels::meta::NumberUpdates;
-use crate::clock::unix_now;
-use crate::domain::{InboundMessage, StatusUpdate};
+use crate::clock::Clock;
+use crate::domain::{InboundMessage, Stage, StatusUpdate};
+use crate::invocation;
+use crate::privacy::retention::Category;
 use crate::privacy::{Expiry, Pseudonymizer};
-use crate::queue::{InboundJob, InboundQueue, QueueError, message_group};
+use crate::queue::{InboundJob, InboundQueue, MAX_BATCH, QueueError, Queued, message_group};
 use crate::store::StoreError;
-use crate::store::messages::{MessageLog, Recorded, STAGE_RECEIVED, StatusApplied, inbound_item, message_key};
+use crate::store::keys;
+use crate::store::messages::{DeliveryLog, InboundLog, NewInbound, Recorded, StatusApplied};
 use crate::tenants::{Tenant, TenantDirectory};
 
-/// The attempt window. A duplicate that finds its message still `received` this long after it
-/// was stored queues it again: the attempt that stored it died before queueing (a crash, or the
-/// 10 s function timeout) or gave up (it answers only after this window, see
-/// `enqueue_within_attempt`), and the provider's retry always comes after that answer. Inside the
-/// window, a duplicate is a concurrent delivery of a message being queued right now and costs
-/// one request. A resend is safe either way: SQS drops it within its 5-minute deduplication
-/// window, and the reply worker's stage check makes a later copy harmless.
-pub const ATTEMPT_WINDOW_SECS: i64 = 5;
-
-/// Whether a failing attempt that stored at `received_at` may give up: one second beyond the
-/// window, a margin for the clocks of different instances.
-fn window_passed(received_at: i64) -> bool {
-    unix_now() > received_at + ATTEMPT_WINDOW_SECS + 1
-}
-
-async fn wait_out_window(received_at: i64) {
-    while !window_passed(received_at) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
+/// The sweeper looks at a message still unanswered this long after it arrived.
+pub const SWEEP_AFTER_MS: i64 = 5 * 60 * 1000;
+/// Clocks of different instances may disagree by this much: a lease counts as over only after it.
+pub const CLOCK_SKEW_MS: i64 = 1_000;
+/// Without an invocation deadline (tools, tests), an attempt gives itself this long.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(9);
 /// Requests in flight at once for one webhook (a Meta batch holds up to 1,000 updates).
 const CONCURRENCY: usize = 16;
 
@@ -49,18 +47,20 @@ const CONCURRENCY: usize = 16;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct IngestReport {
     pub stored: usize,
+    /// Already stored and queued (by an earlier or a concurrent delivery).
     pub duplicates: usize,
+    /// Stored by an attempt that did not finish; queued by this one.
     pub requeued: usize,
     pub statuses_applied: usize,
     pub statuses_stale: usize,
     pub unrouted: usize,
     pub skipped: usize,
-    /// Messages the store refuses for good (e.g. over DynamoDB's 400 KB item limit).
-    pub rejected: usize,
+    /// Queued, but the `queued` mark could not be written (a later delivery resends it).
+    pub unmarked: usize,
 }
 
 impl IngestReport {
-    /// One structured log line per webhook: counts only.
+    /// One structured log line per webhook: counts only, and this webhook's AWS requests.
     pub fn log(&self, provider: &'static str) {
         tracing::info!(
             provider,
@@ -71,7 +71,8 @@ impl IngestReport {
             statuses_stale = self.statuses_stale,
             unrouted = self.unrouted,
             skipped = self.skipped,
-            rejected = self.rejected,
+            unmarked = self.unmarked,
+            aws_requests = invocation::current().map_or(0, |s| s.requests()),
             "webhook ingested"
         );
     }
@@ -84,7 +85,7 @@ impl IngestReport {
         self.statuses_stale += other.statuses_stale;
         self.unrouted += other.unrouted;
         self.skipped += other.skipped;
-        self.rejected += other.rejected;
+        self.unmarked += other.unmarked;
     }
 }
 
@@ -95,49 +96,92 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("another delivery of a message was still at work when this one ran out of time")]
+    StillInProgress,
 }
 
 /// One webhook's attempt at one tenant's messages: what every message of it shares.
 pub struct Attempt {
-    /// Marks this attempt's own writes (see `Ingest::message`).
+    /// Marks this attempt's own writes (an SDK retry of a put that committed is not a duplicate).
     pub id: String,
+    /// Unix seconds.
     pub received_at: i64,
+    /// Until when this attempt may still write (the invocation's deadline, unix ms).
+    pub lease_until_ms: i64,
+    /// When to stop trying and answer.
+    pub give_up_at: Instant,
     pub message_expiry: Expiry,
 }
 
 impl Attempt {
-    pub fn new(tenant: &Tenant, received_at: i64) -> Self {
+    pub fn new(tenant: &Tenant, clock: &dyn Clock) -> Self {
+        let now_ms = clock.now_ms();
+        let left = invocation::remaining().unwrap_or(DEFAULT_BUDGET);
+        let received_at = now_ms.div_euclid(1000);
         Self {
             id: crate::crypto::unique_id(),
             received_at,
-            message_expiry: Expiry::after_days(&tenant.id, received_at, tenant.retention.messages),
+            lease_until_ms: now_ms + left.as_millis() as i64,
+            give_up_at: Instant::now() + left.saturating_sub(crate::aws::ANSWER_RESERVE),
+            message_expiry: Expiry::new(&tenant.id, Category::Messages, received_at, &tenant.retention),
         }
     }
 }
 
+/// One contact's messages in one webhook, in send order.
+struct ContactMessages {
+    group: String,
+    messages: Vec<InboundMessage>,
+}
+
 /// The writes for one inbound message, computed without I/O.
-pub struct Prepared {
-    pub item: HashMap<String, AttributeValue>,
-    pub job: InboundJob,
-    pub group: String,
-    pub contact_hash: String,
+pub struct Prepared<'a> {
+    pub new: NewInbound<'a>,
+    pub queued: Queued,
 }
 
 /// The CPU part of ingesting one message (benchmarked in `benches/ingest.rs`).
-pub fn prepare(
-    pseudonyms: &Pseudonymizer,
-    tenant: &Tenant,
-    m: &InboundMessage,
-    attempt: &Attempt,
-) -> Result<Prepared, StoreError> {
-    let contact = m.contact.key();
-    let contact_hash = pseudonyms.contact_key(&tenant.id, &contact);
-    let key = message_key(&tenant.id, m.channel, &m.id);
-    let now = attempt.received_at;
-    let item = inbound_item(&tenant.id, m, &key, &contact, now, &attempt.message_expiry, &attempt.id)?;
-    let job = InboundJob { tenant_id: tenant.id.clone(), channel: m.channel, message_key: key, received_at: now };
-    let group = message_group(&tenant.id, &contact_hash);
-    Ok(Prepared { item, job, group, contact_hash })
+pub fn prepare<'a>(
+    tenant: &'a Tenant,
+    m: &'a InboundMessage,
+    key: &'a str,
+    contact: &'a str,
+    group: &str,
+    attempt: &'a Attempt,
+) -> Prepared<'a> {
+    let new = NewInbound {
+        tenant: &tenant.id,
+        message: m,
+        key,
+        contact,
+        received_at: attempt.received_at,
+        expiry: &attempt.message_expiry,
+        attempt: &attempt.id,
+        lease_until_ms: attempt.lease_until_ms,
+        sweep_at_ms: attempt.received_at * 1000 + SWEEP_AFTER_MS,
+    };
+    let job = InboundJob {
+        tenant_id: tenant.id.clone(),
+        channel: m.channel,
+        message_key: key.to_owned(),
+        received_at: attempt.received_at,
+    };
+    Prepared { new, queued: Queued { job, group: group.to_owned() } }
+}
+
+/// What the store step decided for one message.
+enum Next {
+    Send,
+    /// Stored at `received_at` by an attempt that is over: this one queues it.
+    TakeOver {
+        received_at: i64,
+    },
+    /// Another attempt is at work until its lease ends.
+    Wait {
+        lease_until_ms: i64,
+        received_at: i64,
+    },
+    Done,
 }
 
 pub struct Ingest<D, L, Q> {
@@ -145,11 +189,12 @@ pub struct Ingest<D, L, Q> {
     pub log: L,
     pub queue: Q,
     pub pseudonyms: Pseudonymizer,
+    pub clock: Arc<dyn Clock>,
 }
 
-impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
+impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D, L, Q> {
     /// A Meta notification: each receiving number routed to its own tenant, unknown numbers dropped.
-    pub async fn meta(&self, batch: Vec<NumberUpdates>, now: i64) -> Result<IngestReport, IngestError> {
+    pub async fn meta(&self, batch: Vec<NumberUpdates>) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport::default();
         let mut work = Vec::new();
         for updates in batch {
@@ -172,7 +217,7 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         }
         let mut first_error = None;
         for (tenant, messages, statuses) in work {
-            match self.tenant_updates(&tenant, messages, statuses, now).await {
+            match self.tenant_updates(&tenant, messages, statuses).await {
                 Ok(r) => report.add(r),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -182,34 +227,21 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
         first_error.map_or(Ok(report), Err)
     }
 
-    /// Messages and statuses for one tenant. Each contact's messages go in send-time order (one
-    /// FIFO group per contact); contacts and statuses proceed concurrently. Everything runs to
-    /// completion before an error is returned, so a retry finds the successes already done.
+    /// Messages and statuses for one tenant. Everything runs to completion (or to the deadline)
+    /// before an error is returned, so a retry finds the successes already done.
     pub async fn tenant_updates(
         &self,
         tenant: &Arc<Tenant>,
         messages: Vec<InboundMessage>,
         statuses: Vec<StatusUpdate>,
-        now: i64,
     ) -> Result<IngestReport, IngestError> {
-        let mut by_contact: BTreeMap<String, Vec<InboundMessage>> = BTreeMap::new();
-        for m in messages {
-            by_contact.entry(m.contact.key()).or_default().push(m);
-        }
-        let attempt = Attempt::new(tenant, now);
-        let message_results = futures::stream::iter(by_contact.into_values())
-            .map(|group| self.contact_messages(tenant, group, &attempt))
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<_>>();
-        let status_results = futures::stream::iter(statuses)
-            .map(|st| self.status(tenant, st, now))
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<_>>();
-        let (message_results, status_results) = futures::join!(message_results, status_results);
-        let results = message_results.into_iter().chain(status_results);
+        let attempt = Attempt::new(tenant, &*self.clock);
+        let contacts = self.by_contact(tenant, messages);
+        let (messages, statuses) =
+            futures::join!(self.messages(tenant, &contacts, &attempt), self.statuses(tenant, statuses, &attempt));
         let mut report = IngestReport::default();
         let mut first_error = None;
-        for r in results {
+        for r in [messages, statuses] {
             match r {
                 Ok(r) => report.add(r),
                 Err(e) => {
@@ -218,160 +250,283 @@ impl<D: TenantDirectory, L: MessageLog, Q: InboundQueue> Ingest<D, L, Q> {
                 }
             }
         }
-        match first_error {
-            None => Ok(report),
-            Some(e) => {
-                // A put may have committed even where an error came back. Answer only once the
-                // window has passed, so the provider's retry finds such a message stranded and
-                // queues it, instead of taking it for a delivery still in progress.
-                wait_out_window(attempt.received_at).await;
-                Err(e)
-            }
-        }
+        first_error.map_or(Ok(report), Err)
     }
 
-    async fn contact_messages(
+    /// Groups messages by contact (one keyed hash per contact), each group in send order, the
+    /// same message twice in one notification kept once.
+    fn by_contact(&self, tenant: &Tenant, messages: Vec<InboundMessage>) -> Vec<ContactMessages> {
+        let mut by_contact: BTreeMap<String, Vec<InboundMessage>> = BTreeMap::new();
+        for m in messages {
+            by_contact.entry(m.contact.key()).or_default().push(m);
+        }
+        by_contact
+            .into_iter()
+            .map(|(contact, mut messages)| {
+                messages.sort_by(|a, b| (a.sent_at, a.id.as_str()).cmp(&(b.sent_at, b.id.as_str())));
+                messages.dedup_by(|a, b| a.id == b.id);
+                let group = message_group(&tenant.id, &self.pseudonyms.contact_key(&tenant.id, &contact));
+                ContactMessages { group, messages }
+            })
+            .collect()
+    }
+
+    async fn messages(
         &self,
         tenant: &Tenant,
-        mut group: Vec<InboundMessage>,
+        contacts: &[ContactMessages],
         attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
-        group.sort_by(|a, b| (a.sent_at, a.id.as_str()).cmp(&(b.sent_at, b.id.as_str())));
-        // The same message twice in one notification is one message.
-        group.dedup_by(|a, b| a.id == b.id);
-        let mut report = IngestReport::default();
-        for m in &group {
-            report.add(self.message(tenant, m, attempt).await?);
-        }
-        Ok(report)
-    }
+        let keys: Vec<Vec<(String, String)>> = contacts
+            .iter()
+            .map(|c| {
+                c.messages
+                    .iter()
+                    .map(|m| (keys::message_key(&tenant.id, m.channel, m.id.as_str()), m.contact.key()))
+                    .collect()
+            })
+            .collect();
+        let prepared: Vec<Vec<Prepared<'_>>> = contacts
+            .iter()
+            .zip(&keys)
+            .map(|(c, keys)| {
+                c.messages
+                    .iter()
+                    .zip(keys)
+                    .map(|(m, (key, contact))| prepare(tenant, m, key, contact, &c.group, attempt))
+                    .collect()
+            })
+            .collect();
 
-    async fn message(
-        &self,
-        tenant: &Tenant,
-        m: &InboundMessage,
-        attempt: &Attempt,
-    ) -> Result<IngestReport, IngestError> {
-        let now = attempt.received_at;
-        let mut report = IngestReport::default();
-        let Prepared { item, mut job, group, contact_hash } = match prepare(&self.pseudonyms, tenant, m, attempt) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                // Only a permanent failure can come from building the item.
-                tracing::error!(error = %e, "message cannot be stored; skipped");
-                report.rejected = 1;
-                return Ok(report);
-            }
-        };
-        let recorded = match self.log.record_inbound(item).await {
-            Ok(recorded) => recorded,
-            Err(e) if e.is_permanent() => {
-                // Retrying cannot store it either; acknowledging keeps the rest of the batch moving.
-                tracing::error!(contact = %contact_hash, error = %e, "message cannot be stored; skipped");
-                report.rejected = 1;
-                return Ok(report);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match recorded {
-            // Ours, or our own write that the SDK retried after it had committed.
-            Recorded::New => self.enqueue_within_attempt(&job, &group, now).await?,
-            Recorded::Duplicate { attempt: Some(a), .. } if a == attempt.id => {
-                self.enqueue_within_attempt(&job, &group, now).await?
-            }
-            Recorded::Duplicate { stage, received_at, .. } => {
-                report.duplicates = 1;
-                let stranded = stage.as_deref() == Some(STAGE_RECEIVED)
-                    && received_at.is_some_and(|at| now - at > ATTEMPT_WINDOW_SECS);
-                if stranded {
-                    job.received_at = received_at.unwrap_or(now);
-                    self.queue.enqueue(&job, &group).await?;
-                    report.requeued = 1;
-                    tracing::info!(contact = %contact_hash, "stored message still unanswered after its attempt window; queued again");
-                }
-                return Ok(report);
+        // 1. Store every message (order does not matter for storing). The futures are collected
+        // before they are polled: a stream of closures would not be `Send` for every lifetime.
+        let mut stores = Vec::new();
+        for (g, ps) in prepared.iter().enumerate() {
+            for (i, p) in ps.iter().enumerate() {
+                stores.push(self.store_at((g, i), p, attempt));
             }
         }
-        tracing::debug!(contact = %contact_hash, "message stored and queued");
-        report.stored = 1;
-        Ok(report)
-    }
-
-    /// Sends a freshly stored message to the queue. If the queue keeps failing, keeps trying
-    /// until the attempt window has passed before giving up, so that the provider's retry of
-    /// this delivery is sure to find the message outside the window and queue it.
-    async fn enqueue_within_attempt(&self, job: &InboundJob, group: &str, received_at: i64) -> Result<(), IngestError> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match self.queue.enqueue(job, group).await {
-                Ok(()) => return Ok(()),
-                Err(e) if window_passed(received_at) => return Err(e.into()),
+        let decisions = concurrently(stores).await;
+        let mut next: Vec<Vec<Option<Next>>> = prepared.iter().map(|ps| ps.iter().map(|_| None).collect()).collect();
+        let mut report = IngestReport::default();
+        let mut first_error: Option<IngestError> = None;
+        for ((g, i), decision) in decisions {
+            match decision {
+                Ok(d) => next[g][i] = Some(d),
                 Err(e) => {
-                    tracing::warn!(error = %e, "enqueue failed; retrying within the attempt window");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                    first_error.get_or_insert(e);
                 }
+            }
+        }
+
+        // 2. Queue, one contact's messages in order; 3. mark them queued.
+        let queueing: Vec<_> =
+            prepared.iter().zip(&next).map(|(ps, next)| self.queue_contact(ps, next, attempt)).collect();
+        let outcomes = concurrently(queueing).await;
+        for outcome in outcomes {
+            match outcome {
+                Ok(r) => report.add(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(report), Err)
+    }
+
+    async fn store_at(
+        &self,
+        at: (usize, usize),
+        p: &Prepared<'_>,
+        attempt: &Attempt,
+    ) -> ((usize, usize), Result<Next, IngestError>) {
+        (at, self.store(p, attempt).await)
+    }
+
+    /// The conditional put, and what it means for this message.
+    async fn store(&self, p: &Prepared<'_>, attempt: &Attempt) -> Result<Next, IngestError> {
+        let recorded = retry(attempt, "store", || self.log.record_inbound(&p.new)).await?;
+        Ok(match recorded {
+            // Ours, or our own write that the SDK retried after it had committed.
+            Recorded::New => Next::Send,
+            Recorded::Existing(state) if state.attempt.as_deref() == Some(attempt.id.as_str()) => Next::Send,
+            Recorded::Existing(state) if state.stage >= Stage::Queued => Next::Done,
+            Recorded::Existing(state) if self.clock.now_ms() > state.lease_until_ms + CLOCK_SKEW_MS => {
+                Next::TakeOver { received_at: state.received_at }
+            }
+            Recorded::Existing(state) => {
+                Next::Wait { lease_until_ms: state.lease_until_ms, received_at: state.received_at }
+            }
+        })
+    }
+
+    /// Sends one contact's messages that need it, in order and in batches; waits for those
+    /// another attempt is sending; marks what was sent.
+    async fn queue_contact(
+        &self,
+        prepared: &[Prepared<'_>],
+        next: &[Option<Next>],
+        attempt: &Attempt,
+    ) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::default();
+        let mut to_send: Vec<Queued> = Vec::new();
+        let mut keys: Vec<&str> = Vec::new();
+        let mut taken_over = 0;
+        // A message taken over keeps the receive time it was stored with.
+        let mut take_over = |p: &Prepared<'_>, received_at: i64| {
+            let mut queued = p.queued.clone();
+            queued.job.received_at = received_at;
+            taken_over += 1;
+            queued
+        };
+        for (p, n) in prepared.iter().zip(next) {
+            let queued = match n {
+                Some(Next::Send) => p.queued.clone(),
+                Some(Next::TakeOver { received_at }) => take_over(p, *received_at),
+                Some(Next::Done) => {
+                    report.duplicates += 1;
+                    continue;
+                }
+                Some(Next::Wait { lease_until_ms, received_at }) => {
+                    if self.wait_for(p.new.key, *lease_until_ms, attempt).await? {
+                        report.duplicates += 1;
+                        continue;
+                    }
+                    take_over(p, *received_at)
+                }
+                None => continue, // its store step failed; the error is reported
+            };
+            to_send.push(queued);
+            keys.push(p.new.key);
+        }
+        for chunk in to_send.chunks(MAX_BATCH) {
+            self.send_in_order(chunk, attempt).await?;
+        }
+        let marks: Vec<_> =
+            keys.iter().map(|key| retry(attempt, "mark queued", move || self.log.mark_queued(key))).collect();
+        let marks = concurrently(marks).await;
+        report.unmarked = marks.iter().filter(|r| r.is_err()).count();
+        if report.unmarked > 0 {
+            tracing::warn!(
+                unmarked = report.unmarked,
+                "messages queued but not marked; a later delivery sends them again"
+            );
+        }
+        let was_new = to_send.len() - taken_over;
+        report.stored += was_new;
+        report.requeued += taken_over;
+        Ok(report)
+    }
+
+    /// Sends up to `MAX_BATCH` jobs; what the queue did not accept is sent again, in order.
+    async fn send_in_order(&self, chunk: &[Queued], attempt: &Attempt) -> Result<(), IngestError> {
+        let mut pending: Vec<Queued> = chunk.to_vec();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let result = self.queue.send_batch(&pending).await;
+            let failed = match result {
+                Ok(failed) if failed.is_empty() => return Ok(()),
+                Ok(failed) => {
+                    // A FIFO batch keeps order only up to its first failure: resend from there.
+                    let first = failed[0];
+                    pending.drain(..first);
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            if Instant::now() + pause >= attempt.give_up_at {
+                return Err(failed.unwrap_or_else(|| QueueError("messages not accepted by the queue".into())).into());
+            }
+            if let Some(e) = failed {
+                tracing::warn!(error = %e, "enqueue failed; retrying within the invocation");
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Waits for another attempt that is queueing `key`: `true` once it is queued, `false` when
+    /// that attempt's lease ran out first (this one then takes over).
+    async fn wait_for(&self, key: &str, mut lease_until_ms: i64, attempt: &Attempt) -> Result<bool, IngestError> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if self.clock.now_ms() > lease_until_ms + CLOCK_SKEW_MS {
+                return Ok(false);
+            }
+            if Instant::now() + pause >= attempt.give_up_at {
+                return Err(IngestError::StillInProgress);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            match self.log.inbound_state(key).await? {
+                Some(state) if state.stage >= Stage::Queued => return Ok(true),
+                Some(state) => lease_until_ms = state.lease_until_ms,
+                None => return Ok(false),
             }
         }
     }
 
-    async fn status(&self, tenant: &Tenant, st: StatusUpdate, now: i64) -> Result<IngestReport, IngestError> {
-        let stub_expiry = Expiry::after_days(&tenant.id, now, tenant.retention.idempotency_keys);
+    async fn statuses(
+        &self,
+        tenant: &Tenant,
+        statuses: Vec<StatusUpdate>,
+        attempt: &Attempt,
+    ) -> Result<IngestReport, IngestError> {
+        let stub_expiry = Expiry::new(&tenant.id, Category::IdempotencyKeys, attempt.received_at, &tenant.retention);
+        let applying: Vec<_> = statuses
+            .iter()
+            .map(|st| retry(attempt, "status", || self.log.apply_status(&tenant.id, st, &stub_expiry)))
+            .collect();
+        let results = futures::stream::iter(applying).buffered(CONCURRENCY).collect::<Vec<_>>().await;
         let mut report = IngestReport::default();
-        match self.log.apply_status(&tenant.id, &st, &stub_expiry).await? {
-            StatusApplied::Applied => report.statuses_applied = 1,
-            StatusApplied::Stale => report.statuses_stale = 1,
-        }
-        if let Some(code) = st.error_code {
-            tracing::info!(status = st.status.as_str(), code, "delivery failed");
+        for (st, r) in statuses.iter().zip(results) {
+            match r? {
+                StatusApplied::Applied => report.statuses_applied += 1,
+                StatusApplied::Stale => report.statuses_stale += 1,
+            }
+            if let Some(code) = st.error_code {
+                tracing::info!(status = st.status.as_str(), code, "delivery failed");
+            }
         }
         Ok(report)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
+/// Runs futures, at most `CONCURRENCY` at a time, in any order.
+async fn concurrently<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    futures::stream::iter(futures).buffer_unordered(CONCURRENCY).collect().await
+}
 
-    use super::*;
-    use crate::domain::{Channel, ContactId, Content, ProviderMessageId, TenantId};
-    use crate::privacy::RetentionDays;
-    use crate::tenants::TwilioCredentials;
-
-    /// Answers `record_inbound` from a script, remembering the attempt it was given.
-    #[derive(Default)]
-    struct ScriptedLog {
-        answers: Mutex<Vec<Result<Recorded, StoreError>>>,
-        attempts: Mutex<Vec<String>>,
-    }
-
-    impl MessageLog for ScriptedLog {
-        async fn record_inbound(&self, item: HashMap<String, AttributeValue>) -> Result<Recorded, StoreError> {
-            let attempt = item["attempt"].as_s().unwrap().clone();
-            self.attempts.lock().unwrap().push(attempt.clone());
-            match self.answers.lock().unwrap().remove(0) {
-                // "the write committed, but the SDK retried it": the item now holds our attempt
-                Ok(Recorded::Duplicate { stage, received_at, attempt: Some(a) }) if a == "OURS" => {
-                    Ok(Recorded::Duplicate { stage, received_at, attempt: Some(attempt) })
-                }
-                other => other,
+/// Runs `op` until it succeeds or the attempt must give up (the SDK retries each call too;
+/// this outlasts longer outages within the invocation).
+async fn retry<T, E, F, Fut>(attempt: &Attempt, what: &'static str, mut op: F) -> Result<T, IngestError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<IngestError> + std::fmt::Display,
+{
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() + pause >= attempt.give_up_at => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(step = what, error = %e, "AWS call failed; retrying within the invocation");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
-
-        async fn apply_status(&self, _: &TenantId, _: &StatusUpdate, _: &Expiry) -> Result<StatusApplied, StoreError> {
-            Ok(StatusApplied::Applied)
-        }
     }
+}
 
-    #[derive(Default)]
-    struct RecordingQueue(Mutex<Vec<String>>);
-
-    impl InboundQueue for RecordingQueue {
-        async fn enqueue(&self, job: &InboundJob, _group: &str) -> Result<(), QueueError> {
-            self.0.lock().unwrap().push(job.message_key.clone());
-            Ok(())
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::domain::{Channel, ContactId, Content, ProviderMessageId, TenantId};
+    use crate::queue::MemoryQueue;
+    use crate::store::messages::{InboundState, MemoryMessageLog};
+    use crate::tenants::TwilioCredentials;
 
     struct NoDirectory;
 
@@ -387,22 +542,20 @@ mod tests {
         }
     }
 
-    fn ingest(answers: Vec<Result<Recorded, StoreError>>) -> Ingest<NoDirectory, ScriptedLog, RecordingQueue> {
+    const START_MS: i64 = 1_767_225_600_000;
+
+    fn ingest() -> Ingest<NoDirectory, MemoryMessageLog, MemoryQueue> {
         Ingest {
             directory: NoDirectory,
-            log: ScriptedLog { answers: Mutex::new(answers), ..Default::default() },
-            queue: RecordingQueue::default(),
+            log: MemoryMessageLog::default(),
+            queue: MemoryQueue::default(),
             pseudonyms: Pseudonymizer::new(b"k"),
+            clock: Arc::new(TokioClock::starting_at(START_MS)),
         }
     }
 
     fn tenant() -> Arc<Tenant> {
-        Arc::new(Tenant {
-            id: TenantId::parse("acme").unwrap(),
-            retention: RetentionDays::default(),
-            meta_phone_number_id: None,
-            twilio: None,
-        })
+        Arc::new(Tenant::new(TenantId::parse("acme").unwrap()))
     }
 
     fn message(id: &str, sent_at: i64) -> InboundMessage {
@@ -417,65 +570,107 @@ mod tests {
         }
     }
 
-    fn duplicate(attempt: &str, received_at: i64) -> Result<Recorded, StoreError> {
-        Ok(Recorded::Duplicate {
-            stage: Some(STAGE_RECEIVED.into()),
-            received_at: Some(received_at),
-            attempt: Some(attempt.into()),
-        })
+    fn keys_sent(i: &Ingest<NoDirectory, MemoryMessageLog, MemoryQueue>) -> Vec<String> {
+        i.queue.sent().into_iter().map(|q| q.job.message_key).collect()
     }
 
-    #[tokio::test]
-    async fn our_own_committed_write_seen_again_after_an_sdk_retry_is_still_queued() {
-        let now = unix_now();
-        let ingest = ingest(vec![duplicate("OURS", now)]);
-        let report = ingest.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![], now).await.unwrap();
-        assert_eq!((report.stored, report.duplicates), (1, 0));
-        assert_eq!(ingest.queue.0.lock().unwrap().len(), 1);
+    /// Stores `id` as an attempt that is still working (or not) would have left it.
+    async fn stored_by_another_attempt(
+        i: &Ingest<NoDirectory, MemoryMessageLog, MemoryQueue>,
+        id: &str,
+        lease_until_ms: i64,
+    ) {
+        let t = tenant();
+        let m = message(id, 1);
+        let key = keys::message_key(&t.id, Channel::Meta, id);
+        let attempt = Attempt { id: "other".into(), lease_until_ms, ..Attempt::new(&t, &*i.clock) };
+        let p = prepare(&t, &m, &key, "+4915112345678", "g", &attempt);
+        assert_eq!(i.log.record_inbound(&p.new).await.unwrap(), Recorded::New);
     }
 
-    #[tokio::test]
-    async fn a_concurrent_delivery_inside_the_window_is_a_duplicate_and_a_stranded_one_is_requeued() {
-        let now = unix_now();
-        let ingest = ingest(vec![duplicate("other", now - 1), duplicate("dead", now - ATTEMPT_WINDOW_SECS - 1)]);
-        let report = ingest
-            .tenant_updates(&tenant(), vec![message("wamid.1", 1), message("wamid.2", 2)], vec![], now)
-            .await
-            .unwrap();
-        assert_eq!((report.duplicates, report.requeued), (2, 1));
-        assert_eq!(*ingest.queue.0.lock().unwrap(), ["acme#MSG#meta#wamid.2"]);
-        // One attempt id per webhook, shared by its messages.
-        let attempts = ingest.log.attempts.lock().unwrap();
-        assert_eq!(attempts[0], attempts[1]);
-    }
-
-    #[tokio::test]
-    async fn a_message_the_store_refuses_for_good_is_skipped_and_the_contacts_next_one_still_stored() {
-        let ingest = ingest(vec![Err(StoreError::Rejected("too large")), Ok(Recorded::New)]);
-        let report = ingest
-            .tenant_updates(&tenant(), vec![message("wamid.big", 1), message("wamid.next", 2)], vec![], unix_now())
-            .await
-            .unwrap();
-        assert_eq!((report.rejected, report.stored), (1, 1));
-        assert_eq!(*ingest.queue.0.lock().unwrap(), ["acme#MSG#meta#wamid.next"]);
-    }
-
-    #[tokio::test]
-    async fn the_same_message_twice_in_one_notification_is_stored_and_queued_once() {
-        let ingest = ingest(vec![Ok(Recorded::New)]);
-        let twice = vec![message("wamid.1", 1), message("wamid.1", 1)];
-        let report = ingest.tenant_updates(&tenant(), twice, vec![], unix_now()).await.unwrap();
+    #[tokio::test(start_paused = true)]
+    async fn a_new_message_is_stored_queued_and_marked_and_a_redelivery_then_costs_one_read() {
+        let i = ingest();
+        let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.stored, 1);
-        assert_eq!(ingest.queue.0.lock().unwrap().len(), 1);
+        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"]);
+        let state = i.log.inbound_state("acme#MSG#meta#wamid.1").await.unwrap().unwrap();
+        assert_eq!(state.stage, Stage::Queued);
+
+        let again = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
+        assert_eq!((again.duplicates, again.stored, again.requeued), (1, 0, 0));
+        assert_eq!(i.queue.calls(), 1, "a queued message is not sent again");
     }
 
-    #[tokio::test]
-    async fn a_passing_store_failure_is_returned_for_the_provider_to_retry() {
-        let ingest = ingest(vec![Err(StoreError::Aws { operation: "PutItem", message: "throttled".into() })]);
-        // Received long enough ago that the attempt window is already over.
-        let received_at = unix_now() - 2 * ATTEMPT_WINDOW_SECS;
-        let result = ingest.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![], received_at).await;
-        assert!(matches!(result, Err(IngestError::Store(_))));
-        assert!(ingest.queue.0.lock().unwrap().is_empty());
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_while_the_first_delivery_is_still_at_work_waits_and_takes_over_when_its_lease_ends() {
+        // GIVEN a message another attempt stored and has not queued, with 3 s of lease left
+        let i = ingest();
+        stored_by_another_attempt(&i, "wamid.1", START_MS + 3_000).await;
+        // WHEN the provider's retry arrives (the other attempt never finishes)
+        let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
+        // THEN it is not answered as done: it waits out the lease, then queues the message itself
+        assert_eq!((report.requeued, report.duplicates), (1, 0));
+        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"]);
+        assert!(i.clock.now_ms() > START_MS + 3_000 + CLOCK_SKEW_MS, "it waited for the lease");
+        assert_eq!(i.log.inbound_state("acme#MSG#meta#wamid.1").await.unwrap().unwrap().stage, Stage::Queued);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_that_sees_the_first_delivery_finish_answers_without_sending() {
+        let i = Arc::new(ingest());
+        stored_by_another_attempt(&i, "wamid.1", START_MS + 3_000).await;
+        let other = i.clone();
+        // The other attempt marks it queued a second later.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            other.log.mark_queued("acme#MSG#meta#wamid.1").await.unwrap();
+        });
+        let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
+        assert_eq!((report.duplicates, report.requeued), (1, 0));
+        assert!(i.queue.sent().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_left_received_by_a_dead_attempt_is_queued_by_the_next_delivery() {
+        let i = ingest();
+        stored_by_another_attempt(&i, "wamid.1", START_MS - 60_000).await;
+        let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
+        assert_eq!(report.requeued, 1);
+        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_the_queue_fails_past_the_deadline_the_delivery_fails_and_the_message_stays_received() {
+        let i = ingest();
+        i.queue.fail_next(usize::MAX);
+        let result = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await;
+        assert!(matches!(result, Err(IngestError::Queue(_))));
+        let state: InboundState = i.log.inbound_state("acme#MSG#meta#wamid.1").await.unwrap().unwrap();
+        assert_eq!(state.stage, Stage::Received, "never marked queued without a send");
+        // It kept trying until the attempt's deadline, not just once.
+        assert!(i.queue.calls() > 3, "{} calls", i.queue.calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_passing_queue_failure_is_retried_within_the_attempt() {
+        let i = ingest();
+        i.queue.fail_next(2);
+        let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
+        assert_eq!(report.stored, 1);
+        assert_eq!(keys_sent(&i).len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_contacts_messages_are_sent_in_send_order_in_batches_and_duplicates_in_a_notification_once() {
+        let i = ingest();
+        let mut messages: Vec<InboundMessage> = (0..25).rev().map(|n| message(&format!("wamid.{n:02}"), n)).collect();
+        messages.push(message("wamid.03", 3));
+        let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
+        assert_eq!(report.stored, 25);
+        let sent = keys_sent(&i);
+        let expected: Vec<String> = (0..25).map(|n| format!("acme#MSG#meta#wamid.{n:02}")).collect();
+        assert_eq!(sent, expected);
+        assert_eq!(i.queue.calls(), 3, "25 messages in batches of 10");
     }
 }

@@ -1,5 +1,6 @@
 //! Concierge: the shared library of the Lambda functions — domain types, provider channels,
-//! privacy building blocks, and the AWS adapters behind small ports.
+//! privacy building blocks, the storage ports and their adapters, and what every function is
+//! to its hosts (Lambda and the local runner).
 
 pub mod aws;
 pub mod channels;
@@ -7,9 +8,12 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod function;
 pub mod ingest;
+pub mod invocation;
 pub mod privacy;
 pub mod queue;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod tenants;

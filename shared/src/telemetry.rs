@@ -3,14 +3,16 @@
 //! would bring a regex engine into every binary for nothing we use.
 //! No field anywhere carries message text, names, phone numbers or emails.
 
+use tracing::Subscriber;
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Libraries that log request and response bodies at debug/trace: never below info, whatever
-/// the level, since those bodies carry message text and phone numbers.
-const CHATTY: [&str; 7] =
-    ["aws_smithy_runtime", "aws_smithy_http", "aws_sdk_dynamodb", "aws_sdk_sqs", "aws_sdk_kms", "hyper", "h2"];
+/// Libraries whose debug and trace output holds request and response bodies (message text,
+/// phone numbers, tokens): never below info, whatever the level. Targets match by prefix, so
+/// `aws_` covers every SDK, smithy and config crate and `lambda_` the runtime and its HTTP layer.
+const CHATTY: [&str; 9] = ["aws_", "lambda_", "hyper", "h2", "rustls", "reqwest", "tower", "tokio_rustls", "axum"];
 
 pub fn filter(level: LevelFilter) -> Targets {
     CHATTY
@@ -22,18 +24,26 @@ pub fn level_from(value: Option<&str>) -> LevelFilter {
     value.and_then(|v| v.trim().parse().ok()).unwrap_or(LevelFilter::INFO)
 }
 
-pub fn init() {
-    let level = std::env::var("RUST_LOG").or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL")).ok();
-    // `try_init`: the local runner hosts several functions in one process.
-    let _ = tracing_subscriber::fmt()
+/// The production subscriber, writing to `writer` (tests capture what production would log).
+pub fn subscriber<W>(level: LevelFilter, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .with_max_level(LevelFilter::TRACE)
         .with_target(false)
         .with_current_span(false)
         .flatten_event(true)
+        .with_writer(writer)
         .finish()
-        .with(filter(level_from(level.as_deref())))
-        .try_init();
+        .with(filter(level))
+}
+
+pub fn init() {
+    let level = std::env::var("RUST_LOG").or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL")).ok();
+    // `try_init`: the local runner hosts several functions in one process.
+    let _ = subscriber(level_from(level.as_deref()), std::io::stdout).try_init();
 }
 
 #[cfg(test)]
@@ -49,11 +59,23 @@ mod tests {
     }
 
     #[test]
-    fn the_sdk_never_logs_below_info() {
+    fn libraries_that_log_bodies_never_log_below_info() {
         use tracing::Level;
         let f = filter(LevelFilter::TRACE);
         assert!(f.would_enable("webhook_ingest", &Level::TRACE));
-        assert!(!f.would_enable("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
-        assert!(f.would_enable("aws_smithy_runtime::client::orchestrator", &Level::INFO));
+        for target in [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_sdk_dynamodb::operation",
+            "aws_sdk_secretsmanager",
+            "aws_config::imds",
+            "lambda_runtime::layers::trace",
+            "lambda_http::request",
+            "lambda_runtime_api_client",
+            "hyper_util::client",
+            "reqwest::connect",
+        ] {
+            assert!(!f.would_enable(target, &Level::DEBUG), "{target}");
+            assert!(f.would_enable(target, &Level::INFO), "{target}");
+        }
     }
 }

@@ -1,29 +1,41 @@
 use concierge_e2e::*;
-use webhook_ingest::handle;
 
-/// Every file in events/ goes through the handler as `sam local invoke -e` would feed it.
+/// The function each file in events/ is for (`sam local invoke <Function> -e events/<file>`).
+fn function_of(file: &str) -> &'static str {
+    match file {
+        f if f.starts_with("meta-") || f.starts_with("twilio-") => "WebhookIngestFunction",
+        f if f.starts_with("schedule") => "InboundSweeperFunction",
+        other => panic!("events/{other}: no function is known for it; add it here"),
+    }
+}
+
+/// Every file in events/ goes through its function as `sam local invoke -e` would feed it.
 #[tokio::test]
 async fn every_event_file_is_accepted_by_its_function() {
     let t = TestStack::spawn().await;
     let dir = concierge_local::repo_root().join("events");
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    assert!(files.len() >= 4, "events/ holds the sample events");
+    assert!(files.len() >= 6, "events/ holds the sample events");
     for path in &files {
-        let text = std::fs::read_to_string(path).unwrap();
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let response = handle(t.ingest(), request).await.unwrap();
-        let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
-        assert_eq!(response.status().as_u16(), 200, "{}: {body}", path.display());
-        if path.ends_with("meta-verify.json") {
-            assert_eq!(body, "1158201444");
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let result = t.invoke(function_of(&name), &event).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        if function_of(&name) == "WebhookIngestFunction" {
+            assert_eq!(result["statusCode"], 200, "{name}: {result}");
+        }
+        if name == "meta-verify.json" {
+            assert_eq!(result["body"], "1158201444");
+        }
+        if name.starts_with("schedule") {
+            assert!(result["tenants"].as_u64().unwrap() >= 2, "{name}: {result}");
         }
     }
     let items = t.messages().await;
-    let inbound = items.iter().filter(|i| s(i, "direction") == "in").count();
+    let inbound = items.iter().filter(|i| i.contains_key("content")).count();
     // 1 text + 4 in the batch + 1 Twilio message; statuses for 3 outbound messages.
     assert_eq!(inbound, 6);
     assert_eq!(items.len() - inbound, 3);
     assert_eq!(t.queued().await.len(), 6);
-    assert_eq!(t.aws_operation_count("SQS:SendMessage"), 6);
+    assert_eq!(t.ingest().requests.sent_messages().len(), 6);
 }

@@ -19,7 +19,7 @@ async fn a_message_to_tenant_a_s_number_is_stored_under_a_and_never_under_b() {
     for item in t.messages().await {
         let pk = s(&item, "pk");
         let tenant = pk.split('#').next().unwrap();
-        for key in ["pk", "gsi1pk", "exp_pk"] {
+        for key in ["pk", "gsi1pk", "exp_pk", "pend_pk"] {
             assert!(s(&item, key).starts_with(&format!("{tenant}#")), "{key} must start with the tenant id");
         }
     }

@@ -58,15 +58,41 @@ async fn the_runner_serves_the_template_routes_and_the_lambda_invoke_api() {
     assert!(unknown.starts_with("HTTP/1.1 404") && unknown.contains("ResourceNotFoundException"), "{unknown}");
 }
 
+/// A consumer that fails the jobs whose body is `job-1`, as a reply worker reports failures.
+struct StandIn(std::sync::Mutex<Vec<(String, Option<String>)>>);
+
+impl concierge::function::Function for StandIn {
+    fn invoke(
+        &self,
+        event: concierge::function::Event,
+        _: lambda_runtime::Context,
+    ) -> concierge::function::BoxFuture<'_, Result<serde_json::Value, concierge::function::Error>> {
+        Box::pin(async move {
+            let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(event.get())?;
+            let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
+            for record in event.records {
+                let body = record.body.unwrap_or_default();
+                self.0.lock().unwrap().push((body.clone(), record.attributes.get("MessageGroupId").cloned()));
+                if body == "job-1" {
+                    let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.unwrap();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+            Ok(serde_json::to_value(response)?)
+        })
+    }
+}
+
 /// The runner's SQS event source mapping, with a stand-in consumer (the reply worker comes next):
-/// reported failures stay on the queue, the rest is deleted, a function error keeps everything.
+/// reported failures stay on the queue, the rest is deleted.
 #[tokio::test]
 async fn sqs_mappings_delete_what_succeeded_and_keep_reported_failures() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
     use concierge_local::event_sources::SqsMapping;
+    use concierge_local::functions::LocalFunction;
 
     let t = TestStack::spawn().await;
     for (i, contact) in ["+4915112345678", "+34600111222", "+447700900123"].iter().enumerate() {
@@ -80,35 +106,25 @@ async fn sqs_mappings_delete_what_succeeded_and_keep_reported_failures() {
             .await
             .unwrap();
     }
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen_by_handler = seen.clone();
+    let stand_in = Arc::new(StandIn(Default::default()));
+    let mut def = t.ingest().def.clone();
+    def.logical_id = "StandIn".into();
     let mapping = SqsMapping {
-        function: "StandIn".into(),
+        function: Arc::new(LocalFunction::hosting(def, stand_in.clone(), t.stack.clock.clone())),
         queue_url: t.queue_url(),
         queue_arn: t.stack.provisioned.attribute("InboundQueue", "Arn").unwrap().to_owned(),
         batch_size: 10,
         report_batch_item_failures: true,
-        handler: Arc::new(move |event| {
-            let seen = seen_by_handler.clone();
-            Box::pin(async move {
-                let mut response = SqsBatchResponse::default();
-                for record in event.records {
-                    let body = record.body.unwrap_or_default();
-                    seen.lock().unwrap().push((body.clone(), record.attributes.get("MessageGroupId").cloned()));
-                    if body == "job-1" {
-                        let mut failure = BatchItemFailure::default();
-                        failure.item_identifier = record.message_id.unwrap();
-                        response.batch_item_failures.push(failure);
-                    }
-                }
-                Ok(response)
-            })
-        }),
     };
     let outcome = mapping.poll_once(&t.sqs, Duration::ZERO).await.unwrap();
     assert_eq!((outcome.received, outcome.deleted), (3, 2));
     assert!(
-        seen.lock().unwrap().iter().all(|(_, group)| group.as_deref().is_some_and(|g| g.starts_with("acme-dental#")))
+        stand_in
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, group)| group.as_deref().is_some_and(|g| g.starts_with("acme-dental#")))
     );
 
     let attributes = t.queue_attributes().await;

@@ -27,12 +27,12 @@ async fn a_signed_inbound_message_is_stored_once_queued_once_and_answered_with_e
     assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
 
     let item = t.message("acme-dental#MSG#twilio#SM22222222222222222222222222222222").await.expect("stored");
-    assert_eq!(s(&item, "contact"), "+14155550123");
     assert_eq!(s(&item, "gsi1pk"), "acme-dental#CONV#+14155550123");
+    assert_eq!(s(&item, "stage"), "queued");
     assert_eq!(t.messages().await.len(), 1);
     assert_eq!(t.queued().await.len(), 1);
     // Counted at the client: FIFO deduplication would hide a second send from the queue.
-    assert_eq!(t.aws_operation_count("SQS:SendMessage"), 1);
+    assert_eq!(t.ingest().requests.sent_messages().len(), 1);
 }
 
 #[tokio::test]
@@ -41,9 +41,13 @@ async fn bad_twilio_requests_get_clear_statuses_and_write_nothing() {
     let params = inbound("SM33333333333333333333333333333333");
     let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter().copied()).finish();
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    assert_eq!(t.request("POST", "/webhooks/twilio/acme-dental", &form, body.as_bytes()).await.status, 401);
-    assert_eq!(t.post_twilio("no-such-tenant", false, &params, TWILIO_TOKEN_A).await.status, 404);
-    assert_eq!(t.post_twilio("Not_A_Tenant", false, &params, TWILIO_TOKEN_A).await.status, 404);
+    let unsigned = t.request("POST", "/webhooks/twilio/acme-dental", &form, body.as_bytes()).await;
+    assert_eq!(unsigned.status, 401);
+    // A tenant that does not exist is answered exactly like a bad signature: no enumeration.
+    for unknown in ["no-such-tenant", "Not_A_Tenant"] {
+        let reply = t.post_twilio(unknown, false, &params, TWILIO_TOKEN_A).await;
+        assert_eq!((reply.status, &reply.body), (unsigned.status, &unsigned.body), "{unknown}");
+    }
     // An extra parameter added after signing breaks the signature.
     let signature = twilio_signature(TWILIO_TOKEN_A, "http://127.0.0.1:3000/webhooks/twilio/acme-dental", &params);
     let padded = format!("{body}&Injected=1");
@@ -95,4 +99,28 @@ async fn the_signed_url_includes_the_query_string_and_unknown_statuses_are_ackno
     ];
     assert_eq!(t.post_twilio(TENANT_A, true, &odd, TWILIO_TOKEN_A).await.status, 200);
     assert!(t.message("acme-dental#MSG#twilio#SM77777777777777777777777777777777").await.is_none());
+}
+
+#[tokio::test]
+async fn made_up_tenant_names_cost_no_reads() {
+    let t = TestStack::spawn().await;
+    let params = inbound("SM88888888888888888888888888888888");
+    // The first request reads the tenant list once.
+    assert_eq!(t.post_twilio("made-up-0", false, &params, TWILIO_TOKEN_A).await.status, 401);
+    let before = t.ingest().requests.by_operation();
+    for i in 1..50 {
+        assert_eq!(t.post_twilio(&format!("made-up-{i}"), false, &params, TWILIO_TOKEN_A).await.status, 401);
+    }
+    assert_eq!(t.ingest().requests.by_operation(), before, "no read per made-up name");
+}
+
+#[tokio::test]
+async fn a_parameter_twilio_repeats_with_the_same_value_is_signed_as_twilio_signs_it() {
+    let t = TestStack::spawn().await;
+    let mut params = inbound("SM99999999999999999999999999999999");
+    params.push(("MediaUrl0", "https://api.twilio.com/m/1"));
+    params.push(("MediaUrl0", "https://api.twilio.com/m/1"));
+    // The harness signs as Twilio's library does (the repeated pair once).
+    assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
+    assert_eq!(t.messages().await.len(), 1);
 }

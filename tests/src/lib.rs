@@ -1,9 +1,12 @@
 //! Test harness: one emulator per test binary (started on a free port unless `AWS_ENDPOINT_URL`
 //! names one), one isolated stack per test (its own tables and queues, by name prefix), built
 //! by the local runner's own code from `template.yaml`, `infra/local/env.json` and the example
-//! tenants. Requests go through the runner's API Gateway emulation into the real handler.
+//! tenants. Requests go through the runner's API Gateway emulation into the real handlers; a
+//! fault-injecting proxy can sit between the stack and the emulator.
 
-use std::collections::HashMap;
+pub mod proxy;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -11,12 +14,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use base64::Engine;
 use concierge_local::emulator::{Emulator, sdk_config};
-use concierge_local::functions::Handler;
+use concierge_local::functions::LocalFunction;
 use concierge_local::gateway::Gateway;
 use concierge_local::{LocalStack, StackOptions, repo_root};
 use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde_json::{Value, json};
+
+pub use proxy::{Fault, FaultProxy};
 
 pub const TENANT_A: &str = "acme-dental";
 pub const TENANT_B: &str = "bella-salon";
@@ -27,7 +32,7 @@ pub const TWILIO_TOKEN_B: &str = "local-twilio-token-bella";
 pub const TWILIO_ACCOUNT_A: &str = "AC00000000000000000000000000000001";
 pub const TWILIO_ACCOUNT_B: &str = "AC00000000000000000000000000000002";
 
-fn emulator_endpoint() -> &'static str {
+pub fn emulator_endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
         if let Ok(url) = std::env::var("AWS_ENDPOINT_URL")
@@ -58,7 +63,11 @@ fn emulator_endpoint() -> &'static str {
 pub fn local_secret(name: &str) -> String {
     let text = std::fs::read_to_string(repo_root().join("infra/local/env.json")).expect("env.json");
     let env: Value = serde_json::from_str(&text).expect("env.json is JSON");
-    env["WebhookIngestFunction"][name].as_str().expect("secret in env.json").to_owned()
+    ["WebhookIngestFunction", "Parameters"]
+        .iter()
+        .find_map(|section| env[section][name].as_str())
+        .expect("secret in env.json")
+        .to_owned()
 }
 
 pub struct TestStack {
@@ -75,38 +84,63 @@ pub struct Reply {
     pub content_type: String,
 }
 
+/// A shell holding only these variables (tests never see the developer's own).
+pub fn shell(vars: &[(&str, &str)]) -> concierge_local::Shell {
+    let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Arc::new(move |name| vars.get(name).cloned())
+}
+
 impl TestStack {
     /// A fresh stack with the example tenants loaded.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A fresh stack whose functions reach AWS through `endpoint` (e.g. a fault proxy).
+    pub async fn spawn_through(endpoint: &str) -> Self {
+        Self::build(endpoint, |_| {}).await
+    }
+
+    /// A fresh stack, its options adjusted first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut StackOptions)) -> Self {
+        Self::build(emulator_endpoint(), adjust).await
+    }
+
+    async fn build(endpoint: &str, adjust: impl FnOnce(&mut StackOptions)) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let prefix = format!("t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let sdk = sdk_config(emulator_endpoint()).await;
+        let sdk = sdk_config(endpoint).await;
+        let direct = sdk_config(emulator_endpoint()).await;
         let state = std::env::temp_dir().join("concierge-e2e").join(&prefix);
         // Port 3000: the URL the Twilio fixtures in events/ were signed for.
-        let options = StackOptions::new(&prefix, &state, 3000);
-        let stack = LocalStack::build(sdk.clone(), &options).await.expect("local stack builds");
+        let mut options = StackOptions::new(&prefix, &state, 3000);
+        options.shell = shell(&[]);
+        adjust(&mut options);
+        let stack = LocalStack::build(sdk, &options).await.expect("local stack builds");
         Self {
             gateway: stack.gateway(),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            sqs: aws_sdk_sqs::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&direct),
+            sqs: aws_sdk_sqs::Client::new(&direct),
             stack,
             meta_secret: local_secret("META_APP_SECRET"),
         }
     }
 
-    pub fn ingest(&self) -> &webhook_ingest::App {
-        match &self.stack.function("WebhookIngestFunction").expect("declared in template.yaml").handler {
-            Handler::WebhookIngest(app) => app,
-        }
+    pub fn function(&self, logical_id: &str) -> &Arc<LocalFunction> {
+        self.stack.function(logical_id).expect("declared in template.yaml")
+    }
+
+    pub fn ingest(&self) -> &Arc<LocalFunction> {
+        self.function("WebhookIngestFunction")
     }
 
     pub fn aws_requests(&self) -> u64 {
-        self.ingest().aws_requests()
+        self.ingest().requests.get()
     }
 
-    /// Requests the function made so far for one operation, e.g. `SQS:SendMessage`.
+    /// Requests the ingest function made so far for one operation, e.g. `SQS:SendMessageBatch`.
     pub fn aws_operation_count(&self, operation: &str) -> u64 {
-        self.ingest().aws_requests_by_operation().get(operation).copied().unwrap_or(0)
+        self.ingest().requests.operation(operation)
     }
 
     pub async fn request(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -119,21 +153,16 @@ impl TestStack {
                 HeaderValue::from_str(v).expect("header value"),
             );
         }
-        let response = self
-            .gateway
-            .dispatch(method, &uri, &map, body)
-            .await
-            .expect("a route of the template")
-            .expect("the handler answers");
+        let reply = self.gateway.dispatch(method, &uri, &map, body).await.expect("a route of the template");
         Reply {
-            status: response.status().as_u16(),
-            content_type: response
-                .headers()
+            status: reply.status,
+            content_type: reply
+                .headers
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned(),
-            body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),
+            body: String::from_utf8_lossy(&reply.body).into_owned(),
         }
     }
 
@@ -167,21 +196,31 @@ impl TestStack {
         .await
     }
 
+    /// Invokes a function through the runner's Invoke API path, as Lambda would.
+    pub async fn invoke(&self, logical_id: &str, event: &Value) -> Result<Value, String> {
+        self.function(logical_id).invoke_json(event).await
+    }
+
     pub fn table(&self, logical_id: &str) -> String {
         self.stack.table(logical_id).expect("table").to_owned()
     }
 
-    /// Every item of `MessagesTable` (a Scan is fine in a test, never on a real path).
-    pub async fn messages(&self) -> Vec<HashMap<String, AttributeValue>> {
+    /// Every item of a table (a Scan is fine in a test, never on a real path).
+    pub async fn scan(&self, logical_id: &str) -> Vec<HashMap<String, AttributeValue>> {
         self.dynamodb
             .scan()
-            .table_name(self.table("MessagesTable"))
+            .table_name(self.table(logical_id))
             .into_paginator()
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
             .expect("scan")
+    }
+
+    /// Every item of `MessagesTable`.
+    pub async fn messages(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan("MessagesTable").await
     }
 
     pub async fn message(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
@@ -234,6 +273,16 @@ impl TestStack {
             all.extend(batch);
         }
     }
+
+    /// The message keys of everything on the queue.
+    pub async fn queued_keys(&self) -> Vec<String> {
+        self.queued().await.iter().map(job_key).collect()
+    }
+}
+
+pub fn job_key(message: &Message) -> String {
+    let job: Value = serde_json::from_str(message.body().expect("body")).expect("job JSON");
+    job["message_key"].as_str().expect("message_key").to_owned()
 }
 
 pub fn group_of(message: &Message) -> String {
@@ -244,10 +293,12 @@ pub fn group_of(message: &Message) -> String {
         .expect("FIFO messages carry their group")
 }
 
+/// Twilio's signature, written out independently of the production module, as Twilio's own
+/// libraries compute it (sorted parameters, a value repeated under one name signed once).
 pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
-    // Written out independently of the production module, per Twilio's documentation.
     let mut sorted = params.to_vec();
     sorted.sort();
+    sorted.dedup();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("any key length");
     mac.update(url.as_bytes());
     for (k, v) in sorted {
@@ -284,7 +335,8 @@ pub fn notification(changes: &[(&str, Vec<Value>, Vec<Value>)]) -> Vec<u8> {
     .expect("serialisable")
 }
 
-/// Captures this thread's log output (JSON lines) while the guard lives.
+/// Captures this thread's log output (JSON lines), filtered as production filters it, at the
+/// most verbose level (so what production could ever log is what is checked).
 pub struct LogCapture {
     buffer: Arc<Mutex<Vec<u8>>>,
     _guard: tracing::subscriber::DefaultGuard,
@@ -294,16 +346,22 @@ impl LogCapture {
     pub fn start() -> Self {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || CaptureWriter(writer.clone()))
-            .finish();
+        let subscriber = concierge::telemetry::subscriber(tracing_subscriber::filter::LevelFilter::TRACE, move || {
+            CaptureWriter(writer.clone())
+        });
         Self { buffer, _guard: tracing::subscriber::set_default(subscriber) }
     }
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buffer.lock().expect("log buffer")).into_owned()
+    }
+
+    /// Fails the test naming any of `personal` that reached the logs.
+    pub fn assert_free_of(&self, personal: &[&str]) {
+        let text = self.text();
+        for p in personal {
+            assert!(!text.contains(p), "{p:?} leaked into the logs:\n{text}");
+        }
     }
 }
 

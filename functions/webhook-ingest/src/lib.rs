@@ -1,27 +1,38 @@
 //! `webhook-ingest`: the HTTP entry point for Meta and Twilio webhooks. Verifies each request
 //! over the exact bytes received, routes it to its tenant, stores every message once and queues
-//! it for the reply worker, and answers fast.
+//! it for the reply worker, and answers as soon as that is done.
 
 mod meta;
 mod respond;
 mod twilio;
 
-use concierge::aws::{AwsClients, RequestCounter};
-use concierge::clock::unix_now;
-use concierge::config::{ConfigError, IngestConfig, MasterKeySource, Secret};
-use concierge::crypto::{CryptoError, MasterKey};
+use std::sync::Arc;
+
+use concierge::aws::AwsClients;
+use concierge::clock::Clock;
+use concierge::config::{
+    CONTACT_HASH_KEY, Env, META_APP_SECRET, META_VERIFY_TOKEN, MasterKeySource, PlatformSecrets, Secret,
+};
+use concierge::crypto::MasterKey;
+use concierge::function::{self, BoxFuture, Error, Event, Function, FunctionEntry, Setup};
 use concierge::ingest::Ingest;
+use concierge::invocation;
 use concierge::privacy::Pseudonymizer;
 use concierge::queue::SqsInboundQueue;
 use concierge::store::messages::DynamoMessageLog;
 use concierge::tenants::{DynamoTenantDirectory, TenantDirectory};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_runtime::Context;
+use serde_json::Value;
 use tracing::Instrument;
 
 const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub type Pipeline = Ingest<DynamoTenantDirectory, DynamoMessageLog, SqsInboundQueue>;
+
+/// How the template names this function's binary, and its composition root.
+pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "webhook-ingest", build: |setup| Box::pin(build(setup)) };
 
 /// Everything built once per cold start.
 pub struct App {
@@ -29,40 +40,43 @@ pub struct App {
     meta_app_secret: Secret,
     meta_verify_token: Secret,
     public_base_url: Option<String>,
-    requests: RequestCounter,
+    clock: Arc<dyn Clock>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Key(#[from] CryptoError),
+/// The composition root: configuration, secrets, adapters, a warm connection.
+pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
+    let secrets =
+        PlatformSecrets::load(&setup.env, &setup.aws.secrets, &[META_APP_SECRET, META_VERIFY_TOKEN, CONTACT_HASH_KEY])
+            .await?;
+    let app = App::new(&setup.env, &secrets, &setup.aws, setup.clock)?;
+    app.warm_up().await;
+    Ok(Arc::new(app))
 }
 
 impl App {
-    pub fn new(config: IngestConfig, aws: AwsClients) -> Result<Self, InitError> {
-        let master_key = match &config.master_key {
-            MasterKeySource::File(path) => MasterKey::from_key_file(path)?,
-            MasterKeySource::Kms(key_id) => MasterKey::kms(aws.kms.clone(), key_id.clone()),
+    pub fn new(env: &Env, secrets: &PlatformSecrets, aws: &AwsClients, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let master_key = match env.master_key()? {
+            MasterKeySource::File(path) => MasterKey::from_key_file(&path)?,
+            MasterKeySource::Kms(key_id) => MasterKey::kms(aws.kms.clone(), key_id),
         };
         let pipeline = Ingest {
             directory: DynamoTenantDirectory::new(
                 aws.dynamodb.clone(),
-                config.tenants_table,
-                config.routes_table,
+                env.required("TENANTS_TABLE")?,
+                env.required("ROUTES_TABLE")?,
                 master_key,
             ),
-            log: DynamoMessageLog::new(aws.dynamodb.clone(), config.messages_table),
-            queue: SqsInboundQueue::new(aws.sqs.clone(), config.inbound_queue_url),
-            pseudonyms: Pseudonymizer::new(config.contact_hash_key.expose().as_bytes()),
+            log: DynamoMessageLog::new(aws.dynamodb.clone(), env.required("MESSAGES_TABLE")?),
+            queue: SqsInboundQueue::new(aws.sqs.clone(), env.required("INBOUND_QUEUE_URL")?),
+            pseudonyms: Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes()),
+            clock: clock.clone(),
         };
         Ok(Self {
             pipeline,
-            meta_app_secret: config.meta_app_secret,
-            meta_verify_token: config.meta_verify_token,
-            public_base_url: config.public_base_url,
-            requests: aws.requests,
+            meta_app_secret: secrets.get(META_APP_SECRET),
+            meta_verify_token: secrets.get(META_VERIFY_TOKEN),
+            public_base_url: env.public_base_url()?,
+            clock,
         })
     }
 
@@ -77,20 +91,19 @@ impl App {
             _ => tracing::warn!("connection warm-up failed or timed out; continuing"),
         }
     }
+}
 
-    /// AWS requests made by this instance so far (all clients, retries included).
-    pub fn aws_requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    /// The same, per operation (`DynamoDB:PutItem`, `SQS:SendMessage`, …).
-    pub fn aws_requests_by_operation(&self) -> std::collections::BTreeMap<String, u64> {
-        self.requests.by_operation()
+impl Function for App {
+    fn invoke(&self, event: Event, context: Context) -> BoxFuture<'_, Result<Value, Error>> {
+        Box::pin(async move {
+            let request = function::http::request(&event, context)?;
+            function::http::response(handle(self, request).await)
+        })
     }
 }
 
-/// The Lambda handler. Every outcome is an HTTP response; internals never reach the caller.
-pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+/// The HTTP handler. Every outcome is an HTTP response; internals never reach the caller.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let request_id = req
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
@@ -104,22 +117,19 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
     let route = Route::parse(&path);
     let span = tracing::info_span!("webhook", route = route.name(), request_id = %request_id);
     async move {
-        let before = app.aws_requests();
         let response = match (route, req.method()) {
             (Route::Meta, &Method::GET) => meta::verify(app, &req),
-            (Route::Meta, &Method::POST) => meta::notify(app, &req, unix_now()).await,
-            (Route::Twilio { tenant, status }, &Method::POST) => {
-                twilio::receive(app, &req, &tenant, status, unix_now()).await
-            }
+            (Route::Meta, &Method::POST) => meta::notify(app, &req).await,
+            (Route::Twilio { tenant, status }, &Method::POST) => twilio::receive(app, &req, &tenant, status).await,
             (Route::NotFound, _) => respond::error(404, "not found"),
             _ => respond::error(405, "method not allowed"),
         };
         tracing::info!(
             status = response.status().as_u16(),
-            aws_requests = app.aws_requests() - before,
+            aws_requests = invocation::current().map_or(0, |s| s.requests()),
             "webhook handled"
         );
-        Ok(response)
+        response
     }
     .instrument(span)
     .await

@@ -24,7 +24,7 @@ pub fn verify(app: &App, req: &Request) -> Response<Body> {
     }
 }
 
-pub async fn notify(app: &App, req: &Request, now: i64) -> Response<Body> {
+pub async fn notify(app: &App, req: &Request) -> Response<Body> {
     // API Gateway's base64 encoding is already undone by lambda_http: these are Meta's bytes.
     let body: &[u8] = req.body().as_ref();
     if body.len() > meta::MAX_BODY_BYTES {
@@ -39,7 +39,7 @@ pub async fn notify(app: &App, req: &Request, now: i64) -> Response<Body> {
         Ok(batch) => batch,
         Err(_) => return respond::error(400, "malformed notification"),
     };
-    match app.pipeline.meta(batch, now).await {
+    match app.pipeline.meta(batch).await {
         Ok(report) => {
             report.log("meta");
             respond::ok_text("OK")

@@ -7,25 +7,33 @@ use lambda_http::{Body, Request, Response};
 
 use crate::{App, respond};
 
-pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool, now: i64) -> Response<Body> {
+pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool) -> Response<Body> {
     let body: &[u8] = req.body().as_ref();
     if body.len() > twilio::MAX_BODY_BYTES {
         return respond::error(413, "body too large");
     }
+    // A tenant that does not exist (or has no Twilio account) is answered exactly like a bad
+    // signature, so the URL space cannot be probed for tenant names; the directory knows the
+    // tenant list, so made-up names cost no read.
+    let unknown = || {
+        tracing::warn!("twilio signature missing or invalid");
+        respond::error(401, "invalid signature")
+    };
     let Ok(tenant_id) = TenantId::parse(tenant) else {
-        return respond::error(404, "unknown tenant");
+        return unknown();
     };
     let directory = &app.pipeline.directory;
     let tenant = match directory.by_id(&tenant_id).await {
         Ok(Some(tenant)) => tenant,
-        Ok(None) => return respond::error(404, "unknown tenant"),
+        Ok(None) => return unknown(),
         Err(_) => return respond::error(500, "temporarily unavailable"),
     };
     let credentials = match directory.twilio_credentials(&tenant).await {
         Ok(Some(credentials)) => credentials,
-        Ok(None) => return respond::error(404, "unknown tenant"),
+        Ok(None) => return unknown(),
         Err(_) => return respond::error(500, "temporarily unavailable"),
     };
+    let now = app.clock.now();
 
     // Twilio signed the public URL it called, which Lambda does not see: rebuild it.
     let url = public_url(app, req, &tenant_id, status);
@@ -39,8 +47,7 @@ pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool, now: 
     }
     let form = Form::parse(body);
     if signature::verify(&credentials.auth_token, &url, &form.pairs(), header).is_err() {
-        tracing::warn!(tenant = %tenant_id, "twilio signature missing or invalid");
-        return respond::error(401, "invalid signature");
+        return unknown();
     }
     // A valid signature for this tenant's token from another account is still not this tenant's.
     if form.get("AccountSid") != Some(credentials.account_sid.as_str()) {
@@ -49,12 +56,12 @@ pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool, now: 
 
     let result = if status {
         match twilio::status_update(&form, now) {
-            Ok(update) => app.pipeline.tenant_updates(&tenant, Vec::new(), update.into_iter().collect(), now).await,
+            Ok(update) => app.pipeline.tenant_updates(&tenant, Vec::new(), update.into_iter().collect()).await,
             Err(_) => return respond::error(400, "malformed status callback"),
         }
     } else {
         match twilio::inbound_message(&form, now) {
-            Ok(message) => app.pipeline.tenant_updates(&tenant, vec![message], Vec::new(), now).await,
+            Ok(message) => app.pipeline.tenant_updates(&tenant, vec![message], Vec::new()).await,
             Err(_) => return respond::error(400, "malformed message"),
         }
     };

@@ -10,18 +10,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use futures::future::BoxFuture;
 
-/// How the runner calls a function with an SQS batch.
-pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse>> + Send + Sync>;
+use crate::functions::LocalFunction;
 
 pub struct SqsMapping {
-    pub function: String,
+    pub function: Arc<LocalFunction>,
     pub queue_url: String,
     pub queue_arn: String,
     pub batch_size: u32,
     pub report_batch_item_failures: bool,
-    pub handler: SqsHandler,
 }
 
 /// What one poll did.
@@ -68,7 +65,19 @@ impl SqsMapping {
         let mut event = SqsEvent::default();
         event.records = records;
 
-        let keep: HashSet<String> = match (self.handler)(event).await {
+        let name = &self.function.def.logical_id;
+        let result = match serde_json::to_value(&event) {
+            Ok(event) => self.function.invoke_json(&event).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let response = result.and_then(|v| {
+            if v.is_null() {
+                Ok(SqsBatchResponse::default())
+            } else {
+                serde_json::from_value::<SqsBatchResponse>(v).map_err(|e| e.to_string())
+            }
+        });
+        let keep: HashSet<String> = match response {
             Ok(response) if self.report_batch_item_failures => {
                 let failed: HashSet<String> =
                     response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
@@ -77,7 +86,7 @@ impl SqsMapping {
             }
             Ok(_) => HashSet::new(),
             Err(e) => {
-                tracing::error!(function = %self.function, error = %e, "function failed; the batch stays on the queue");
+                tracing::error!(function = %name, error = %e, "function failed; the batch stays on the queue");
                 ids.clone()
             }
         };
@@ -109,7 +118,7 @@ impl SqsMapping {
     pub async fn run(self, sqs: aws_sdk_sqs::Client) {
         loop {
             if let Err(e) = self.poll_once(&sqs, Duration::from_secs(5)).await {
-                tracing::warn!(function = %self.function, error = %e, "SQS poll failed; retrying");
+                tracing::warn!(function = %self.function.def.logical_id, error = %e, "SQS poll failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -1,16 +1,23 @@
-//! The template's functions, built in-process with the environment SAM would give them:
-//! `!Ref`/`!GetAtt`/`!Sub` resolved against the provisioned resources, then the overrides of an
-//! env-vars file in `sam local invoke --env-vars` format (how local secrets are supplied).
+//! The template's functions, each built in-process by its own composition root with the
+//! environment SAM would give it: the template's variables (`!Ref`/`!GetAtt`/`!Sub` resolved
+//! against the provisioned resources), then what only the local stack sets (key file, sandbox
+//! URLs), then the env-vars file (`sam local invoke --env-vars` format), then the shell's value
+//! of any variable the function declares or DESIGN.md names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use aws_config::SdkConfig;
-use concierge::aws::AwsClients;
-use concierge::config::{IngestConfig, Vars};
-use lambda_http::{Body, Request, Response};
+use concierge::aws::{AwsClients, RequestCounter};
+use concierge::clock::Clock;
+use concierge::config::{Env, NAMED_VARIABLES};
+use concierge::function::{self, Event, Function, Setup};
+use lambda_runtime::Context;
+use serde_json::Value;
 
 use crate::provision::Provisioned;
 use crate::template::{FunctionDef, Intrinsic, intrinsic};
@@ -39,24 +46,30 @@ impl EnvOverrides {
     }
 }
 
-/// The environment a function gets. `extra` holds what only the local stack sets (the key
-/// file, the sandbox base URLs) and wins over the template and the env-vars file.
-pub fn resolve_environment(
-    def: &FunctionDef,
-    provisioned: &Provisioned,
-    parameters: &BTreeMap<String, String>,
-    overrides: &EnvOverrides,
-    extra: &[(&str, String)],
-) -> Result<BTreeMap<String, String>> {
+/// Where a variable's value comes from, lowest precedence first.
+pub struct EnvSources<'a> {
+    pub provisioned: &'a Provisioned,
+    pub parameters: &'a BTreeMap<String, String>,
+    /// What only the local stack sets (the key file, the sandbox base URLs).
+    pub local: &'a [(&'a str, String)],
+    pub overrides: &'a EnvOverrides,
+    /// The shell: consulted for the variables the function declares and the named ones.
+    pub shell: &'a (dyn Fn(&str) -> Option<String> + Send + Sync),
+}
+
+/// The environment a function gets: template < local stack < env-vars file < shell.
+pub fn resolve_environment(def: &FunctionDef, sources: &EnvSources<'_>) -> Result<BTreeMap<String, String>> {
     let lookup_ref = |name: &str| -> Result<String> {
-        parameters
+        sources
+            .parameters
             .get(name)
             .map(String::as_str)
-            .or_else(|| provisioned.reference(name))
+            .or_else(|| sources.provisioned.reference(name))
             .or(match name {
                 "AWS::Region" => Some("us-east-1"),
                 "AWS::AccountId" => Some("000000000000"),
                 "AWS::URLSuffix" => Some("amazonaws.com"),
+                "AWS::Partition" => Some("aws"),
                 _ => None,
             })
             .map(str::to_owned)
@@ -67,16 +80,24 @@ pub fn resolve_environment(
         let resolved = match intrinsic(value) {
             Intrinsic::Literal(s) => s,
             Intrinsic::Ref(r) => lookup_ref(r)?,
-            Intrinsic::GetAtt(r, a) => provisioned
+            Intrinsic::GetAtt(r, a) => sources
+                .provisioned
                 .attribute(r, a)
                 .ok_or_else(|| anyhow!("{}: cannot resolve !GetAtt {r}.{a}", def.logical_id))?
                 .to_owned(),
-            Intrinsic::Sub(s) => substitute(s, &lookup_ref, provisioned)?,
+            Intrinsic::Sub(s) => substitute(s, &lookup_ref, sources.provisioned)?,
         };
         env.insert(name.clone(), resolved);
     }
-    env.extend(overrides.for_function(&def.logical_id));
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let declared: BTreeSet<String> = env.keys().cloned().collect();
+    env.extend(sources.local.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    env.extend(sources.overrides.for_function(&def.logical_id));
+    let from_shell: BTreeSet<&str> = declared.iter().map(String::as_str).chain(NAMED_VARIABLES).collect();
+    for name in from_shell {
+        if let Some(value) = (sources.shell)(name) {
+            env.insert(name.to_owned(), value);
+        }
+    }
     let unresolved: Vec<&str> = env.iter().filter(|(_, v)| v.contains("{{resolve:")).map(|(k, _)| k.as_str()).collect();
     if !unresolved.is_empty() {
         bail!("{}: give {} in the env-vars file (infra/local/env.json)", def.logical_id, unresolved.join(", "));
@@ -105,37 +126,47 @@ fn substitute(text: &str, lookup_ref: &dyn Fn(&str) -> Result<String>, provision
     Ok(out)
 }
 
-/// A function's handler, linked in from its crate.
-pub enum Handler {
-    WebhookIngest(Arc<webhook_ingest::App>),
-}
-
+/// One function of the template, built and ready for invocations.
 pub struct LocalFunction {
     pub def: FunctionDef,
     pub env: BTreeMap<String, String>,
-    pub handler: Handler,
+    /// Every AWS request it made (and on which resource): what tests and the IAM check read.
+    pub requests: RequestCounter,
+    function: Arc<dyn Function>,
+    clock: Arc<dyn Clock>,
+    invocations: AtomicU64,
 }
 
 impl LocalFunction {
-    /// Builds the function as its `main.rs` would, from its resolved environment.
-    pub async fn build(def: FunctionDef, env: BTreeMap<String, String>, sdk: &SdkConfig) -> Result<Self> {
-        let vars = Vars(|k: &str| env.get(k).cloned());
-        let handler = match def.binary.as_str() {
-            "webhook-ingest" => {
-                let config = IngestConfig::from_vars(&vars).with_context(|| def.logical_id.clone())?;
-                let app = webhook_ingest::App::new(config, AwsClients::new(sdk))?;
-                app.warm_up().await;
-                Handler::WebhookIngest(Arc::new(app))
-            }
-            other => bail!("{}: the local runner does not know binary {other:?}", def.logical_id),
+    /// Builds the function with the composition root its `main.rs` calls.
+    pub async fn build(
+        def: FunctionDef,
+        env: BTreeMap<String, String>,
+        sdk: &SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let entry = crate::registry::entry(&def.binary).ok_or_else(|| {
+            anyhow!("{}: no function in this workspace builds binary {:?}", def.logical_id, def.binary)
+        })?;
+        let requests = RequestCounter::recording_access();
+        let setup = Setup {
+            env: Env::from_map(env.clone()),
+            aws: AwsClients::new(sdk, requests.clone()),
+            clock: clock.clone(),
         };
-        Ok(Self { def, env, handler })
+        let function = (entry.build)(setup).await.map_err(|e| anyhow!("{}: {e}", def.logical_id))?;
+        Ok(Self { def, env, requests, function, clock, invocations: AtomicU64::new(0) })
     }
 
-    /// How to hand this function an SQS batch (none of today's functions consumes a queue).
-    pub fn sqs_handler(&self) -> Option<crate::event_sources::SqsHandler> {
-        match &self.handler {
-            Handler::WebhookIngest(_) => None,
+    /// A function built elsewhere, hosted like the template's (a stand-in consumer in tests).
+    pub fn hosting(def: FunctionDef, function: Arc<dyn Function>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            def,
+            env: BTreeMap::new(),
+            requests: RequestCounter::default(),
+            function,
+            clock,
+            invocations: AtomicU64::new(0),
         }
     }
 
@@ -143,9 +174,35 @@ impl LocalFunction {
         !self.def.http_routes.is_empty()
     }
 
-    pub async fn call_http(&self, req: Request) -> Result<Response<Body>> {
-        match &self.handler {
-            Handler::WebhookIngest(app) => webhook_ingest::handle(app, req).await.map_err(|e| anyhow!(e.to_string())),
+    /// Invokes the function as Lambda does: on a task of its own, so it runs to completion even
+    /// when whoever asked goes away, and stopped at its timeout. `Err` carries the error message
+    /// Lambda would report.
+    pub async fn invoke(self: &Arc<Self>, event: Event) -> Result<Value, String> {
+        let n = self.invocations.fetch_add(1, Ordering::Relaxed);
+        let timeout = Duration::from_secs(self.def.timeout_secs);
+        let mut context = Context::default();
+        context.request_id = format!("local-{}-{n}", self.def.logical_id);
+        context.deadline = (self.clock.now_ms() + timeout.as_millis() as i64) as u64;
+        context.invoked_function_arn =
+            format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.def.logical_id);
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            function::invoke(&*this.function, event, context, &*this.clock).await.map_err(|e| e.to_string())
+        });
+        let abort = task.abort_handle();
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!("the function panicked: {e}")),
+            Err(_) => {
+                abort.abort();
+                Err(format!("Task timed out after {} seconds", self.def.timeout_secs))
+            }
         }
+    }
+
+    /// `invoke` with an event given as a JSON value.
+    pub async fn invoke_json(self: &Arc<Self>, event: &Value) -> Result<Value, String> {
+        let raw = serde_json::value::RawValue::from_string(event.to_string()).map_err(|e| e.to_string())?;
+        self.invoke(raw).await
     }
 }

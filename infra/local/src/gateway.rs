@@ -1,6 +1,6 @@
 //! Plays API Gateway (HTTP API, payload 2.0) and the Lambda Invoke API in front of the
-//! in-process functions: requests become the same event JSON AWS would send, and go through
-//! lambda_http's own decoding, so the handlers see what they would see in Lambda.
+//! in-process functions: requests become the same event JSON AWS would send, and the function's
+//! JSON answer becomes the HTTP response, as API Gateway would make it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,12 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::functions::LocalFunction;
 
@@ -30,6 +29,14 @@ struct Route {
 pub struct Gateway {
     routes: Vec<Route>,
     requests: AtomicU64,
+}
+
+/// An HTTP response as API Gateway returns it.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
 }
 
 impl Gateway {
@@ -78,7 +85,7 @@ impl Gateway {
         body: &[u8],
         route_key: &str,
         params: &BTreeMap<String, String>,
-    ) -> serde_json::Value {
+    ) -> Value {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut header_map = serde_json::Map::new();
@@ -103,7 +110,7 @@ impl Gateway {
             || media_type.ends_with("+json")
             || media_type.ends_with("+xml");
         let (body, encoded) = match std::str::from_utf8(body) {
-            _ if body.is_empty() => (serde_json::Value::Null, false),
+            _ if body.is_empty() => (Value::Null, false),
             Ok(text) if textual => (json!(text), false),
             _ => (json!(BASE64.encode(body)), true),
         };
@@ -114,8 +121,8 @@ impl Gateway {
             "rawPath": uri.path(),
             "rawQueryString": query,
             "headers": header_map,
-            "queryStringParameters": if query_map.is_empty() { serde_json::Value::Null } else { json!(query_map) },
-            "pathParameters": if params.is_empty() { serde_json::Value::Null } else { json!(params) },
+            "queryStringParameters": if query_map.is_empty() { Value::Null } else { json!(query_map) },
+            "pathParameters": if params.is_empty() { Value::Null } else { json!(params) },
             "requestContext": {
                 "accountId": "000000000000",
                 "apiId": "local",
@@ -138,6 +145,54 @@ impl Gateway {
             "isBase64Encoded": encoded,
         })
     }
+
+    /// Routes one HTTP request to its function through an API Gateway event. `None`: no route.
+    /// A function error becomes a 500, as API Gateway makes it.
+    pub async fn dispatch(&self, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Option<HttpReply> {
+        let (function, route_key, params) = self.route(method, uri.path())?;
+        let event = self.event(method, uri, headers, body, &route_key, &params);
+        Some(match function.invoke_json(&event).await {
+            Ok(result) => from_lambda_result(&result).unwrap_or_else(|e| {
+                tracing::error!(function = %function.def.logical_id, error = %e, "malformed function response");
+                internal_error()
+            }),
+            Err(e) => {
+                tracing::error!(function = %function.def.logical_id, error = %e, "function failed");
+                internal_error()
+            }
+        })
+    }
+}
+
+fn internal_error() -> HttpReply {
+    HttpReply {
+        status: 500,
+        headers: HeaderMap::from_iter([(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )]),
+        body: br#"{"message":"Internal Server Error"}"#.to_vec(),
+    }
+}
+
+/// What API Gateway makes of a function's answer (payload 2.0 response format).
+fn from_lambda_result(result: &Value) -> Result<HttpReply, String> {
+    let status = result.get("statusCode").and_then(Value::as_u64).ok_or("no statusCode")? as u16;
+    let mut headers = HeaderMap::new();
+    for (name, value) in result.get("headers").and_then(Value::as_object).into_iter().flatten() {
+        let value = value.as_str().ok_or("a header value is not a string")?;
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?,
+            HeaderValue::from_str(value).map_err(|e| e.to_string())?,
+        );
+    }
+    let body = result.get("body").and_then(Value::as_str).unwrap_or_default();
+    let body = if result.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        BASE64.decode(body).map_err(|e| e.to_string())?
+    } else {
+        body.as_bytes().to_vec()
+    };
+    Ok(HttpReply { status, headers, body })
 }
 
 fn segments(path: &str) -> Vec<String> {
@@ -145,28 +200,10 @@ fn segments(path: &str) -> Vec<String> {
 }
 
 /// API Gateway joins repeated headers and query parameters with commas.
-fn push_joined(map: &mut serde_json::Map<String, serde_json::Value>, key: String, value: String) {
+fn push_joined(map: &mut serde_json::Map<String, Value>, key: String, value: String) {
     map.entry(key)
         .and_modify(|v| *v = json!(format!("{},{value}", v.as_str().unwrap_or_default())))
         .or_insert(json!(value));
-}
-
-impl Gateway {
-    /// Routes one HTTP request to its function through an API Gateway event. `None`: no route.
-    pub async fn dispatch(
-        &self,
-        method: &str,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Option<anyhow::Result<lambda_http::Response<lambda_http::Body>>> {
-        let (function, route_key, params) = self.route(method, uri.path())?;
-        let event = self.event(method, uri, headers, body, &route_key, &params);
-        Some(match lambda_http::request::from_str(&event.to_string()) {
-            Ok(request) => function.call_http(request).await,
-            Err(e) => Err(anyhow::anyhow!("event did not decode: {e}")),
-        })
-    }
 }
 
 /// `127.0.0.1:3000`: every route of the template.
@@ -179,77 +216,53 @@ pub async fn api(
 ) -> Response {
     match gateway.dispatch(method.as_str(), &uri, &headers, &body).await {
         None => (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response(),
-        Some(Ok(response)) => into_axum(response),
-        Some(Err(e)) => {
-            tracing::error!(error = %e, "function failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "Internal Server Error"}))).into_response()
+        Some(reply) => {
+            let mut out = Response::new(axum::body::Body::from(reply.body));
+            *out.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *out.headers_mut() = reply.headers;
+            out
         }
     }
 }
 
-fn into_axum(response: lambda_http::Response<lambda_http::Body>) -> Response {
-    let (parts, body) = response.into_parts();
-    let bytes: Vec<u8> = body.as_ref().to_vec();
-    let mut out = Response::new(axum::body::Body::from(bytes));
-    *out.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in &parts.headers {
-        out.headers_mut().append(name, value.clone());
-    }
-    out
-}
-
-/// The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so
-/// `aws lambda invoke --endpoint-url http://127.0.0.1:3001 --function-name WebhookIngestFunction`
-/// works with the files in `events/`.
+/// The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`): any function with
+/// any event, as `aws lambda invoke --endpoint-url http://127.0.0.1:3001` sends it.
 pub async fn invoke(
     State(functions): State<Arc<Vec<Arc<LocalFunction>>>>,
     Path(name): Path<String>,
     payload: Bytes,
 ) -> Response {
+    let name = name.rsplit(':').next().unwrap_or(&name).to_owned(); // a full ARN works too
     let Some(function) = functions.iter().find(|f| f.def.logical_id == name || f.def.binary == name) else {
         let mut r = (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"Type": "User", "Message": format!("Function not found: {name}")})),
         )
             .into_response();
-        r.headers_mut().insert("x-amzn-errortype", "ResourceNotFoundException".parse().expect("static header"));
+        r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("ResourceNotFoundException"));
         return r;
     };
-    if !function.is_http() {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"Type": "User", "Message": "only HTTP functions can be invoked directly for now"})),
-        )
-            .into_response();
-    }
-    let text = String::from_utf8_lossy(&payload);
-    let request = match lambda_http::request::from_str(&text) {
-        Ok(r) => r,
-        Err(e) => {
-            return unhandled(format!("payload is not an API Gateway event: {e}"));
+    // An empty payload is `{}` to Lambda.
+    let text = if payload.is_empty() { "{}".to_owned() } else { String::from_utf8_lossy(&payload).into_owned() };
+    let event = match serde_json::value::RawValue::from_string(text) {
+        Ok(event) => event,
+        Err(_) => {
+            let mut r = (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"Type": "User", "Message": "Could not parse request body into json"})),
+            )
+                .into_response();
+            r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("InvalidRequestContentException"));
+            return r;
         }
     };
-    match function.call_http(request).await {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let mut out = ApiGatewayV2httpResponse::default();
-            out.status_code = i64::from(parts.status.as_u16());
-            out.headers = parts.headers;
-            out.is_base64_encoded = matches!(body, lambda_http::Body::Binary(_));
-            out.body = match body {
-                lambda_http::Body::Empty => None,
-                lambda_http::Body::Binary(b) => Some(lambda_http::Body::Text(BASE64.encode(b))),
-                other => Some(other),
-            };
-            axum::Json(out).into_response()
+    match function.invoke(event).await {
+        Ok(result) => axum::Json(result).into_response(),
+        // Lambda reports a function error with 200 and `X-Amz-Function-Error: Unhandled`.
+        Err(message) => {
+            let mut r = axum::Json(json!({"errorType": "Error", "errorMessage": message})).into_response();
+            r.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            r
         }
-        Err(e) => unhandled(e.to_string()),
     }
-}
-
-/// Lambda reports a function error with 200 and `X-Amz-Function-Error: Unhandled`.
-fn unhandled(message: String) -> Response {
-    let mut r = axum::Json(json!({"errorType": "Error", "errorMessage": message})).into_response();
-    r.headers_mut().insert("x-amz-function-error", "Unhandled".parse().expect("static header"));
-    r
 }

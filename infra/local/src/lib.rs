@@ -1,13 +1,16 @@
-//! The local stack: the AWS emulator, the template's resources, the functions in-process behind
-//! an API Gateway and a Lambda Invoke API on loopback. `make run` starts it; the end-to-end
-//! tests build the same stack, one per test, against one emulator.
+//! The local stack: the AWS emulator, the template's resources, every function of the template
+//! in-process behind an API Gateway, a Lambda Invoke API, SQS event source mappings and
+//! schedules on loopback. `make run` starts it; the end-to-end tests build the same stack, one
+//! per test, against one emulator.
 
 pub mod emulator;
 pub mod event_sources;
 pub mod functions;
 pub mod gateway;
 pub mod provision;
+pub mod registry;
 pub mod sandbox;
+pub mod schedules;
 pub mod template;
 
 use std::path::{Path, PathBuf};
@@ -15,10 +18,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use aws_config::SdkConfig;
+use concierge::clock::{Clock, SystemClock};
 use concierge::crypto::MasterKey;
 use concierge::tenants::{TenantLoader, TenantsFile};
 
-use functions::{EnvOverrides, LocalFunction, resolve_environment};
+use functions::{EnvOverrides, EnvSources, LocalFunction, resolve_environment};
 use gateway::Gateway;
 use provision::{Provisioned, provision};
 use template::Template;
@@ -27,6 +31,13 @@ use template::Template;
 pub fn repo_root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     root.canonicalize().unwrap_or(root)
+}
+
+/// Where shell variables come from (the process environment; tests pass their own).
+pub type Shell = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub fn process_shell() -> Shell {
+    Arc::new(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
 }
 
 pub struct StackOptions {
@@ -40,6 +51,9 @@ pub struct StackOptions {
     pub key_file: PathBuf,
     /// What Twilio would have called: the local API's base URL.
     pub public_base_url: String,
+    /// The shell's variables, which win over the template and the env-vars file.
+    pub shell: Shell,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StackOptions {
@@ -52,6 +66,8 @@ impl StackOptions {
             prefix: prefix.to_owned(),
             key_file: state_dir.join("master.key"),
             public_base_url: format!("http://127.0.0.1:{api_port}"),
+            shell: process_shell(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -62,6 +78,7 @@ pub struct LocalStack {
     pub provisioned: Provisioned,
     pub functions: Vec<Arc<LocalFunction>>,
     pub master_key: MasterKey,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl LocalStack {
@@ -69,24 +86,37 @@ impl LocalStack {
         let template = Template::load(&options.template)?;
         let provisioned = provision(&template, &sdk, &options.prefix).await?;
         let master_key = MasterKey::ensure_key_file(&options.key_file)?;
-        let overrides = EnvOverrides::load(&options.env_vars)?;
-        let mut parameters = template.parameter_defaults();
-        parameters.insert("PublicBaseUrl".into(), options.public_base_url.clone());
-        let mut extra = vec![("SECRETS_KEY_FILE", options.key_file.display().to_string())];
-        // Outbound calls go to the sandbox unless real base URLs are given.
-        for (name, sandbox) in sandbox::base_urls(&options.public_base_url) {
-            extra.push((name, std::env::var(name).unwrap_or(sandbox)));
-        }
-        let mut functions = Vec::new();
-        for def in template.functions()? {
-            let env = resolve_environment(&def, &provisioned, &parameters, &overrides, &extra)?;
-            functions.push(Arc::new(LocalFunction::build(def, env, &sdk).await?));
-        }
-        let stack = Self { outbox: Arc::default(), sdk, provisioned, functions, master_key };
+        // Tenants first: functions warm up against them at init.
+        let stack = Self {
+            outbox: Arc::default(),
+            sdk: sdk.clone(),
+            provisioned,
+            functions: Vec::new(),
+            master_key,
+            clock: options.clock.clone(),
+        };
         if let Some(tenants) = &options.tenants {
             stack.load_tenants(tenants).await?;
         }
-        Ok(stack)
+        let overrides = EnvOverrides::load(&options.env_vars)?;
+        let mut parameters = template.parameter_defaults();
+        parameters.insert("PublicBaseUrl".into(), options.public_base_url.clone());
+        let mut local = vec![("SECRETS_KEY_FILE", options.key_file.display().to_string())];
+        // Outbound calls go to the sandbox unless real base URLs are given.
+        local.extend(sandbox::base_urls(&options.public_base_url));
+        let sources = EnvSources {
+            provisioned: &stack.provisioned,
+            parameters: &parameters,
+            local: &local,
+            overrides: &overrides,
+            shell: &*options.shell,
+        };
+        let mut functions = Vec::new();
+        for def in template.functions()? {
+            let env = resolve_environment(&def, &sources)?;
+            functions.push(Arc::new(LocalFunction::build(def, env, &sdk, options.clock.clone()).await?));
+        }
+        Ok(Self { functions, ..stack })
     }
 
     /// Loads (or reloads) a tenants file into the stack's tables.
@@ -103,8 +133,7 @@ impl LocalStack {
             routes_table: self.table("RoutesTable")?,
             master_key: &self.master_key,
         };
-        let now = concierge::clock::unix_now();
-        loader.load(file, now).await.context("loading tenants")
+        loader.load(file, self.clock.now()).await.context("loading tenants")
     }
 
     pub fn table(&self, logical_id: &str) -> Result<&str> {
@@ -115,33 +144,37 @@ impl LocalStack {
         self.functions.iter().find(|f| f.def.logical_id == logical_id)
     }
 
-    /// The template's SQS event sources, each bound to its function's handler.
+    /// The template's SQS event sources, each bound to its function.
     pub fn sqs_mappings(&self) -> Result<Vec<event_sources::SqsMapping>> {
         let mut mappings = Vec::new();
         for f in &self.functions {
             for source in &f.def.sqs_sources {
-                let handler = f
-                    .sqs_handler()
-                    .ok_or_else(|| anyhow!("{} has an SQS event but no SQS handler", f.def.logical_id))?;
+                let provisioned = |attribute: Option<&str>| {
+                    attribute.map(str::to_owned).ok_or_else(|| anyhow!("{} is not provisioned", source.queue))
+                };
                 mappings.push(event_sources::SqsMapping {
-                    function: f.def.logical_id.clone(),
-                    queue_url: self
-                        .provisioned
-                        .reference(&source.queue)
-                        .ok_or_else(|| anyhow!("{} is not provisioned", source.queue))?
-                        .to_owned(),
-                    queue_arn: self
-                        .provisioned
-                        .attribute(&source.queue, "Arn")
-                        .ok_or_else(|| anyhow!("{} is not provisioned", source.queue))?
-                        .to_owned(),
+                    function: f.clone(),
+                    queue_url: provisioned(self.provisioned.reference(&source.queue))?,
+                    queue_arn: provisioned(self.provisioned.attribute(&source.queue, "Arn"))?,
                     batch_size: source.batch_size,
                     report_batch_item_failures: source.report_batch_item_failures,
-                    handler,
                 });
             }
         }
         Ok(mappings)
+    }
+
+    /// The template's schedules, each bound to its function.
+    pub fn schedules(&self) -> Result<Vec<schedules::Schedule>> {
+        let mut out = Vec::new();
+        for f in &self.functions {
+            for s in &f.def.schedules {
+                let expression =
+                    s.expression.parse().with_context(|| format!("{}: schedule {}", f.def.logical_id, s.name))?;
+                out.push(schedules::Schedule { function: f.clone(), name: s.name.clone(), expression });
+            }
+        }
+        Ok(out)
     }
 
     pub fn gateway(&self) -> Gateway {

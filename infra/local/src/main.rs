@@ -58,6 +58,9 @@ async fn main() -> Result<()> {
         for r in &f.def.http_routes {
             println!("    {:<5} http://127.0.0.1:{}{}", r.method, args.api_port, r.path);
         }
+        for s in &f.def.schedules {
+            println!("    every {} (now: invoke it with events/schedule.json)", s.expression);
+        }
     }
     println!("  lambda API  http://127.0.0.1:{} (aws lambda invoke --endpoint-url …)", args.lambda_port);
     println!("  sandbox     http://127.0.0.1:{}/sandbox/outbox (what would have been sent)", args.api_port);
@@ -66,12 +69,15 @@ async fn main() -> Result<()> {
     }
     let mappings = stack.sqs_mappings()?;
     for m in &mappings {
-        println!("  sqs         {} -> {} (batch {})", m.queue_url, m.function, m.batch_size);
+        println!("  sqs         {} -> {} (batch {})", m.queue_url, m.function.def.logical_id, m.batch_size);
     }
     println!("Ctrl-C stops everything.");
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     for mapping in mappings {
         tokio::spawn(mapping.run(sqs.clone()));
+    }
+    for schedule in stack.schedules()? {
+        tokio::spawn(schedule.run(stack.clock.clone()));
     }
 
     let shutdown = async {

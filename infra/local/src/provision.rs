@@ -158,6 +158,8 @@ async fn create_queue(
         ("ContentBasedDeduplication", QueueAttributeName::ContentBasedDeduplication),
         ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
         ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
+        ("DeduplicationScope", QueueAttributeName::DeduplicationScope),
+        ("FifoThroughputLimit", QueueAttributeName::FifoThroughputLimit),
     ] {
         if let Some(value) = props.get(property).and_then(scalar) {
             request = request.attributes(attribute, value);

@@ -33,6 +33,13 @@ pub struct SqsSource {
     pub report_batch_item_failures: bool,
 }
 
+/// An EventBridge schedule (`Schedule` or `ScheduleV2` event): `rate(…)` or `cron(…)`.
+#[derive(Debug, Clone)]
+pub struct ScheduleDef {
+    pub name: String,
+    pub expression: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct FunctionDef {
     pub logical_id: String,
@@ -40,6 +47,9 @@ pub struct FunctionDef {
     pub environment: Vec<(String, Value)>,
     pub http_routes: Vec<HttpRoute>,
     pub sqs_sources: Vec<SqsSource>,
+    pub schedules: Vec<ScheduleDef>,
+    /// Seconds (the function's `Timeout`, else the template's global one, else Lambda's 3).
+    pub timeout_secs: u64,
 }
 
 impl Template {
@@ -72,13 +82,12 @@ impl Template {
     }
 
     pub fn functions(&self) -> Result<Vec<FunctionDef>> {
-        let globals = self
-            .root
-            .get("Globals")
-            .and_then(|g| g.get("Function"))
+        let global_function = self.root.get("Globals").and_then(|g| g.get("Function"));
+        let globals = global_function
             .and_then(|f| f.get("Environment"))
             .and_then(|e| e.get("Variables"))
             .and_then(Value::as_mapping);
+        let global_timeout = global_function.and_then(|f| f.get("Timeout")).and_then(Value::as_u64);
         let resources =
             self.root.get("Resources").and_then(Value::as_mapping).ok_or_else(|| anyhow!("no Resources"))?;
         let mut out = Vec::new();
@@ -106,6 +115,7 @@ impl Template {
             }
             let mut http_routes = Vec::new();
             let mut sqs_sources = Vec::new();
+            let mut schedules = Vec::new();
             if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
                     let p = event.get("Properties").unwrap_or(&Value::Null);
@@ -130,11 +140,33 @@ impl Template {
                                 report_batch_item_failures: report,
                             });
                         }
+                        Some("Schedule" | "ScheduleV2") => {
+                            let enabled = p.get("Enabled").and_then(Value::as_bool).unwrap_or(true)
+                                && p.get("State").and_then(Value::as_str) != Some("DISABLED");
+                            let expression = text("Schedule")
+                                .or_else(|| text("ScheduleExpression"))
+                                .ok_or_else(|| anyhow!("{id}: schedule {name:?} without an expression"))?;
+                            if enabled {
+                                schedules.push(ScheduleDef {
+                                    name: name.as_str().unwrap_or_default().to_owned(),
+                                    expression,
+                                });
+                            }
+                        }
                         _ => {}
                     }
                 }
             }
-            out.push(FunctionDef { logical_id: id, binary, environment, http_routes, sqs_sources });
+            let timeout_secs = props.get("Timeout").and_then(Value::as_u64).or(global_timeout).unwrap_or(3);
+            out.push(FunctionDef {
+                logical_id: id,
+                binary,
+                environment,
+                http_routes,
+                sqs_sources,
+                schedules,
+                timeout_secs,
+            });
         }
         Ok(out)
     }
@@ -188,6 +220,8 @@ mod tests {
             assert!(routes.iter().any(|r| r == expected), "{expected} missing from {routes:?}");
         }
         assert!(ingest.environment.iter().any(|(k, _)| k == "MESSAGES_TABLE"));
-        assert_eq!(t.resources_of("AWS::DynamoDB::Table").len(), 3);
+        assert_eq!(ingest.timeout_secs, 10);
+        let sweeper = functions.iter().find(|f| f.logical_id == "InboundSweeperFunction").unwrap();
+        assert_eq!(sweeper.schedules[0].expression, "rate(5 minutes)");
     }
 }

@@ -32,11 +32,24 @@ pub struct Sealed {
     pub ciphertext: String,
 }
 
-/// The key that wraps data keys.
-#[derive(Debug, Clone)]
+/// The key that wraps data keys. `Debug` never shows the key itself.
+#[derive(Clone)]
 pub enum MasterKey {
     Local { key_id: String, key: [u8; 32] },
     Kms { client: aws_sdk_kms::Client, key_id: String },
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { key_id, .. } => {
+                f.debug_struct("MasterKey::Local").field("key_id", key_id).finish_non_exhaustive()
+            }
+            Self::Kms { key_id, .. } => {
+                f.debug_struct("MasterKey::Kms").field("key_id", key_id).finish_non_exhaustive()
+            }
+        }
+    }
 }
 
 const KMS_CONTEXT_KEY: &str = "concierge";
@@ -212,6 +225,13 @@ mod tests {
         bytes[0] ^= 1;
         let tampered = Sealed { ciphertext: BASE64.encode(bytes), ..sealed };
         assert!(matches!(key.open(&tampered, "acme#meta.access_token").await, Err(CryptoError::Tampered)));
+    }
+
+    #[test]
+    fn debug_never_prints_the_master_key() {
+        let printed = format!("{:?}", MasterKey::Local { key_id: "local:test".into(), key: [0xAB; 32] });
+        assert!(printed.contains("local:test"), "{printed}");
+        assert!(!printed.contains("171") && !printed.to_ascii_lowercase().contains("ab, "), "{printed}");
     }
 
     #[test]

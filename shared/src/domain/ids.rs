@@ -16,6 +16,8 @@ pub enum InvalidId {
     BusinessScopedUser,
     #[error("provider message id must be 1-256 printable characters without '#'")]
     ProviderMessage,
+    #[error("record id must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' and '.'")]
+    Record,
 }
 
 /// A tenant (a business) of Concierge. Lower-case slug; every DynamoDB partition key starts with it.
@@ -55,8 +57,8 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// An E.164 phone number, stored with its leading '+'.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An E.164 phone number, stored with its leading '+'. Personal data: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct E164(String);
 
@@ -89,9 +91,16 @@ impl From<E164> for String {
     }
 }
 
+impl fmt::Debug for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("E164(..)")
+    }
+}
+
 /// Who wrote to a tenant. Keyed on the WhatsApp id (the phone number) and, where Meta withholds
-/// it, on the business-scoped user id, so one person keeps one key per tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// it, on the business-scoped user id, so one person keeps one key per tenant. Personal data:
+/// `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum ContactId {
     Phone(E164),
     BusinessScoped(String),
@@ -127,6 +136,15 @@ impl ContactId {
             Some(user) => Self::business_scoped(user),
             None => E164::parse(key).map(Self::Phone),
         }
+    }
+}
+
+impl fmt::Debug for ContactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Phone(_) => "ContactId::Phone(..)",
+            Self::BusinessScoped(_) => "ContactId::BusinessScoped(..)",
+        })
     }
 }
 
@@ -172,6 +190,47 @@ impl From<ProviderMessageId> for String {
     }
 }
 
+/// An id we give a record (an outbound message, a lead, an appointment): unique, and safe in keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RecordId(String);
+
+impl RecordId {
+    /// A fresh id, unique across processes (see `crypto::unique_id`).
+    pub fn generate() -> Self {
+        Self(crate::crypto::unique_id())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidId::Record) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RecordId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        Self::parse(&s)
+    }
+}
+
+impl From<RecordId> for String {
+    fn from(r: RecordId) -> String {
+        r.0
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +259,22 @@ mod tests {
         assert_eq!(withheld.key(), "bsuid:US.1234");
         assert_eq!(ContactId::parse_key(&withheld.key()).unwrap(), withheld);
         assert!(ContactId::from_parts(None, None).is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_phone_number_or_user_id() {
+        let phone = ContactId::parse_key("+4915112345678").unwrap();
+        let bsuid = ContactId::parse_key("bsuid:DE.998877").unwrap();
+        let printed = format!("{phone:?} {bsuid:?} {:?}", E164::parse("+4915112345678").unwrap());
+        assert!(!printed.contains("4915112345678") && !printed.contains("998877"), "{printed}");
+    }
+
+    #[test]
+    fn generated_record_ids_parse_and_differ() {
+        let a = RecordId::generate();
+        assert_eq!(RecordId::parse(a.as_str()).unwrap(), a);
+        assert_ne!(a, RecordId::generate());
+        assert!(RecordId::parse("a#b").is_err());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! What a customer sent and what became of what we sent, independent of the provider.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ContactId, ProviderMessageId};
+use super::ids::{ContactId, ProviderMessageId, RecordId};
 
 /// The channel a message came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Meta,
@@ -19,10 +21,18 @@ impl Channel {
             Self::Twilio => "twilio",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "meta" => Some(Self::Meta),
+            "twilio" => Some(Self::Twilio),
+            _ => None,
+        }
+    }
 }
 
-/// One message from a contact, as received.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One message from a contact, as received. Personal data: `Debug` shows only its shape.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboundMessage {
     pub channel: Channel,
     pub id: ProviderMessageId,
@@ -34,6 +44,17 @@ pub struct InboundMessage {
     /// The message this one replies to, if any.
     pub reply_to: Option<String>,
     pub content: Content,
+}
+
+impl fmt::Debug for InboundMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundMessage")
+            .field("channel", &self.channel)
+            .field("id", &self.id)
+            .field("sent_at", &self.sent_at)
+            .field("content", &self.content)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +101,8 @@ pub struct Attachment {
     pub filename: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a message says. Personal data: `Debug` shows only its type.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Content {
     Text {
@@ -127,6 +149,92 @@ pub enum Content {
     Unsupported {
         kind: String,
     },
+}
+
+impl Content {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::Media { .. } => "media",
+            Self::Location { .. } => "location",
+            Self::Contacts { .. } => "contacts",
+            Self::InteractiveReply { .. } => "interactive_reply",
+            Self::Button { .. } => "button",
+            Self::Reaction { .. } => "reaction",
+            Self::Order { .. } => "order",
+            Self::System { .. } => "system",
+            Self::Unsupported { .. } => "unsupported",
+        }
+    }
+}
+
+impl fmt::Debug for Content {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Content::{}(..)", self.kind())
+    }
+}
+
+/// Where an inbound message is on its way to an answer. Only ever moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Stored; not yet known to be on the queue.
+    Received,
+    /// On the inbound queue (an attempt saw its send succeed).
+    Queued,
+    /// A reply worker holds it under a lease.
+    Answering,
+    /// Answered, or covered by an answer to a later message of the same burst.
+    Answered,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Queued => "queued",
+            Self::Answering => "answering",
+            Self::Answered => "answered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => Self::Received,
+            "queued" => Self::Queued,
+            "answering" => Self::Answering,
+            "answered" => Self::Answered,
+            _ => return None,
+        })
+    }
+}
+
+/// A message we send to a contact, recorded under our own id before the provider is called,
+/// so that a crash can never leave a send we do not know about.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub id: RecordId,
+    pub channel: Channel,
+    pub contact: ContactId,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub content: Content,
+    /// The inbound message this answers (threading on Meta).
+    pub in_reply_to: Option<ProviderMessageId>,
+    /// Set once the provider accepted it.
+    pub provider_id: Option<ProviderMessageId>,
+}
+
+impl fmt::Debug for OutboundMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundMessage")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("created_at", &self.created_at)
+            .field("content", &self.content)
+            .field("provider_id", &self.provider_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A provider's report on a message we sent.
@@ -206,6 +314,30 @@ mod tests {
         assert!(DeliveryStatus::Read.rank() > DeliveryStatus::Delivered.rank());
         assert_eq!(DeliveryStatus::parse("undelivered"), Some(DeliveryStatus::Failed));
         assert_eq!(DeliveryStatus::parse("warning"), None);
+    }
+
+    #[test]
+    fn debug_shows_the_shape_of_a_message_never_its_text_or_sender() {
+        let m = InboundMessage {
+            channel: Channel::Meta,
+            id: ProviderMessageId::parse("wamid.1").unwrap(),
+            contact: ContactId::parse_key("+4915112345678").unwrap(),
+            profile_name: Some("Jana Novak".into()),
+            sent_at: 1,
+            reply_to: None,
+            content: Content::Text { body: "my card is 4111 1111 1111 1111".into() },
+        };
+        let printed = format!("{m:?}");
+        for secret in ["4915112345678", "Jana", "4111"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("Content::text"), "{printed}");
+    }
+
+    #[test]
+    fn stages_only_order_forward() {
+        assert!(Stage::Received < Stage::Queued && Stage::Queued < Stage::Answering);
+        assert_eq!(Stage::parse(Stage::Answered.as_str()), Some(Stage::Answered));
     }
 
     #[test]

@@ -1,13 +1,20 @@
 //! How long each category of personal data is kept, per tenant (DESIGN.md defaults), and the
-//! expiry stamps every item carries: a TTL attribute (free but lazy deletes) and a day bucket
-//! that the purge job queries so its cost follows what expired, not the table size.
+//! stamps every item carries: a day bucket that the purge job queries, keyed by the day the
+//! item's retention clock *started* (so the tenant's current setting decides, whether it was
+//! shortened or lengthened after the item was written), and a DynamoDB TTL attribute as a lazy
+//! backstop, set a grace period past the retention at write time.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::domain::TenantId;
+use crate::store::keys;
 
-const DAY: i64 = 86_400;
+pub const DAY: i64 = 86_400;
+
+/// The TTL backstop fires this long after the retention at write time: the purge job is what
+/// deletes on time; the grace leaves it room to re-stamp items when a tenant lengthens a
+/// retention, so the backstop never deletes earlier than the current setting.
+pub const TTL_GRACE_DAYS: i64 = 7;
 
 /// Retention per category, in days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,27 +44,79 @@ impl RetentionDays {
         }
         Ok(())
     }
-}
 
-/// When an item stored at `now` expires, and the purge bucket it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expiry {
-    /// Unix seconds; the DynamoDB TTL attribute.
-    pub at: i64,
-    /// `<tenant>#EXP#<yyyy-mm-dd>`: the sparse GSI partition the purge job reads.
-    pub bucket: String,
-}
-
-impl Expiry {
-    pub fn after_days(tenant: &TenantId, now: i64, days: u32) -> Self {
-        let at = now + i64::from(days) * DAY;
-        Self { at, bucket: format!("{tenant}#EXP#{}", day_of(at)) }
+    pub fn days(&self, category: Category) -> u32 {
+        match category {
+            Category::Messages => self.messages,
+            Category::Leads => self.leads,
+            Category::Appointments => self.appointments,
+            Category::Logs => self.logs,
+            Category::IdempotencyKeys => self.idempotency_keys,
+            Category::Audit => self.audit,
+            Category::Exports => self.exports,
+        }
     }
 }
 
-fn day_of(unix: i64) -> String {
-    let date = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH).date();
-    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+/// A retention category: what the purge job deletes on one tenant setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Messages, their media, and the contact, conversation and consent records they keep alive.
+    Messages,
+    Leads,
+    /// Appointments and the slots they hold.
+    Appointments,
+    Logs,
+    /// Delivery-status stubs, webhook deduplication records.
+    IdempotencyKeys,
+    Audit,
+    Exports,
+}
+
+impl Category {
+    pub const ALL: [Category; 7] = [
+        Self::Messages,
+        Self::Leads,
+        Self::Appointments,
+        Self::Logs,
+        Self::IdempotencyKeys,
+        Self::Audit,
+        Self::Exports,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::Leads => "leads",
+            Self::Appointments => "appointments",
+            Self::Logs => "logs",
+            Self::IdempotencyKeys => "idempotency_keys",
+            Self::Audit => "audit",
+            Self::Exports => "exports",
+        }
+    }
+}
+
+/// The retention stamps of one item whose retention clock starts at `start` (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// Unix seconds; the DynamoDB TTL attribute (backstop).
+    pub ttl: i64,
+    /// `<tenant>#EXP#<category>#<start day>#` without its shard: the item's key picks the shard.
+    pub bucket_prefix: String,
+}
+
+impl Expiry {
+    pub fn new(tenant: &TenantId, category: Category, start: i64, retention: &RetentionDays) -> Self {
+        let days = i64::from(retention.days(category)) + TTL_GRACE_DAYS;
+        Self { ttl: start + days * DAY, bucket_prefix: keys::expiry_bucket_prefix(tenant, category, start) }
+    }
+
+    /// The bucket of the item keyed `key`.
+    pub fn bucket(&self, key: &str) -> String {
+        keys::with_shard(&self.bucket_prefix, key)
+    }
 }
 
 #[cfg(test)]
@@ -70,14 +129,18 @@ mod tests {
         assert_eq!((d.messages, d.idempotency_keys, d.exports), (730, 8, 7));
         assert!(d.validate().is_ok());
         assert!(RetentionDays { messages: 0, ..d }.validate().is_err());
+        assert_eq!(d.days(Category::Audit), 365);
     }
 
     #[test]
-    fn expiry_lands_in_the_right_day_bucket() {
+    fn the_bucket_is_the_start_day_and_the_ttl_leaves_a_grace() {
         let t = TenantId::parse("acme").unwrap();
-        // 2026-01-01T00:00:00Z + 730 days = 2028-01-01 (2027 is not a leap year, 2028 is).
-        let e = Expiry::after_days(&t, 1_767_225_600, 730);
-        assert_eq!(e.at, 1_767_225_600 + 730 * DAY);
-        assert_eq!(e.bucket, "acme#EXP#2028-01-01");
+        // 2026-01-01T00:00:00Z
+        let e = Expiry::new(&t, Category::Messages, 1_767_225_600, &RetentionDays::default());
+        assert_eq!(e.ttl, 1_767_225_600 + (730 + TTL_GRACE_DAYS) * DAY);
+        assert!(e.bucket_prefix.starts_with("acme#EXP#messages#2026-01-01#"), "{}", e.bucket_prefix);
+        let bucket = e.bucket("acme#MSG#meta#wamid.1");
+        assert_eq!(bucket, e.bucket("acme#MSG#meta#wamid.1"), "the shard follows the key");
+        assert!(bucket.len() == e.bucket_prefix.len() + 1);
     }
 }

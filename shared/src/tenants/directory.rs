@@ -1,21 +1,24 @@
-//! Finding a tenant from a provider's address, with the settings ingestion needs; cached for
-//! the life of a warm function.
+//! Finding a tenant from a provider's address or its id, with the settings the functions need;
+//! cached for the life of a warm function. The set of tenant ids is kept too (one Query lists
+//! them), so a request naming a tenant that does not exist costs no read at all.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 
 use super::cache::TtlCache;
-use super::records::{self, RouteItem, TwilioChannel};
+use super::records::{self, RouteItem, TENANTS_INDEX, TwilioChannel};
+use super::settings::TenantSettings;
 use crate::crypto::{MasterKey, Sealed};
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
-use crate::store::{StoreError, s};
+use crate::store::{StoreError, get_s, keys, s};
 
-/// A tenant as the ingest path sees it.
+/// A tenant as the functions see it.
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: TenantId,
@@ -23,6 +26,20 @@ pub struct Tenant {
     pub meta_phone_number_id: Option<String>,
     /// Account and sealed token; the token is opened only when a Twilio request needs it.
     pub twilio: Option<TwilioChannel>,
+    pub settings: TenantSettings,
+}
+
+impl Tenant {
+    /// A tenant with default settings (tests, benchmarks).
+    pub fn new(id: TenantId) -> Self {
+        Self {
+            id,
+            retention: RetentionDays::default(),
+            meta_phone_number_id: None,
+            twilio: None,
+            settings: TenantSettings::default(),
+        }
+    }
 }
 
 /// A tenant's Twilio account, token opened.
@@ -51,12 +68,22 @@ pub trait TenantDirectory: Send + Sync {
     ) -> impl Future<Output = Result<Option<Arc<TwilioCredentials>>, StoreError>> + Send;
 }
 
+/// The port of platform jobs: every tenant, listed with a Query.
+pub trait TenantCatalog: Send + Sync {
+    fn tenant_ids(&self) -> impl Future<Output = Result<Vec<TenantId>, StoreError>> + Send;
+}
+
 /// Known answers are kept for a minute, routes and profiles alike, so a number moved to another
-/// tenant is followed within that; unknown ones for 30 s in a cache of their own, so requests
-/// naming made-up tenants or numbers can neither cost a lookup each nor push real tenants out.
+/// tenant is followed within that; unknown numbers for 30 s in a cache of their own, so made-up
+/// numbers can neither cost a lookup each nor push real tenants out.
 const KNOWN_TTL: Duration = Duration::from_secs(60);
 const UNKNOWN_TTL: Duration = Duration::from_secs(30);
+/// The tenant list is read again after a minute, or after a few seconds when an id is missing
+/// from it (a tenant added just now): a flood of made-up ids costs at most one Query per this.
+const LIST_MISS_REFRESH: Duration = Duration::from_secs(5);
 const CACHE_CAPACITY: usize = 4096;
+
+type KnownIds = (Instant, Arc<HashSet<TenantId>>);
 
 pub struct DynamoTenantDirectory {
     client: Client,
@@ -65,7 +92,8 @@ pub struct DynamoTenantDirectory {
     master_key: MasterKey,
     routes: TtlCache<String, TenantId>,
     tenants: TtlCache<TenantId, Arc<Tenant>>,
-    unknown: TtlCache<String, ()>,
+    unknown_routes: TtlCache<String, ()>,
+    known_ids: tokio::sync::Mutex<Option<KnownIds>>,
     /// Opened tokens, with the sealed value they came from: a rotated token is opened afresh.
     twilio: TtlCache<TenantId, (Sealed, Arc<TwilioCredentials>)>,
 }
@@ -79,7 +107,8 @@ impl DynamoTenantDirectory {
             master_key,
             routes: TtlCache::new(CACHE_CAPACITY),
             tenants: TtlCache::new(CACHE_CAPACITY),
-            unknown: TtlCache::new(CACHE_CAPACITY),
+            unknown_routes: TtlCache::new(CACHE_CAPACITY),
+            known_ids: tokio::sync::Mutex::new(None),
             twilio: TtlCache::new(CACHE_CAPACITY),
         }
     }
@@ -88,7 +117,7 @@ impl DynamoTenantDirectory {
         if let Some(hit) = self.routes.get(&route) {
             return Ok(Some(hit));
         }
-        if self.unknown.get(&route).is_some() {
+        if self.unknown_routes.get(&route).is_some() {
             return Ok(None);
         }
         let out = self
@@ -101,22 +130,57 @@ impl DynamoTenantDirectory {
             .map_err(|e| StoreError::aws("GetItem route", e))?;
         match out.item {
             Some(item) => {
-                let route_item: RouteItem =
-                    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("route: {e}")))?;
+                let route_item: RouteItem = crate::store::from_item("route", item)?;
                 self.routes.insert(route, route_item.tenant_id.clone(), KNOWN_TTL);
                 Ok(Some(route_item.tenant_id))
             }
             None => {
-                self.unknown.insert(route, (), UNKNOWN_TTL);
+                self.unknown_routes.insert(route, (), UNKNOWN_TTL);
                 Ok(None)
             }
         }
+    }
+
+    /// Whether `id` names a tenant, from the cached list (read again when stale).
+    async fn is_known(&self, id: &TenantId) -> Result<bool, StoreError> {
+        let mut known = self.known_ids.lock().await;
+        let age = known.as_ref().map(|(at, _)| at.elapsed());
+        let listed = known.as_ref().is_some_and(|(_, ids)| ids.contains(id));
+        let refresh = match age {
+            None => true,
+            Some(age) if listed => age > KNOWN_TTL,
+            Some(age) => age > LIST_MISS_REFRESH,
+        };
+        if refresh {
+            let ids: HashSet<TenantId> = self.tenant_ids().await?.into_iter().collect();
+            *known = Some((Instant::now(), Arc::new(ids)));
+        }
+        Ok(known.as_ref().is_some_and(|(_, ids)| ids.contains(id)))
+    }
+}
+
+impl TenantCatalog for DynamoTenantDirectory {
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.tenants_table)
+            .index_name(TENANTS_INDEX)
+            .key_condition_expression("list_pk = :all")
+            .expression_attribute_values(":all", s(keys::TENANT_LIST_PK))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| StoreError::aws("Query tenants", e))?;
+        Ok(items.iter().filter_map(|i| TenantId::parse(get_s(i, "list_sk")?).ok()).collect())
     }
 }
 
 impl TenantDirectory for DynamoTenantDirectory {
     async fn by_meta_number(&self, phone_number_id: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
-        let route = records::meta_route(phone_number_id);
+        let route = keys::meta_route(phone_number_id);
         let Some(id) = self.route(route.clone()).await? else {
             return Ok(None);
         };
@@ -143,12 +207,10 @@ impl TenantDirectory for DynamoTenantDirectory {
         if let Some(hit) = self.tenants.get(id) {
             return Ok(Some(hit));
         }
-        let unknown_key = format!("tenant#{id}");
-        if self.unknown.get(&unknown_key).is_some() {
+        if !self.is_known(id).await? {
             return Ok(None);
         }
         let Some(profile) = records::read_profile(&self.client, &self.tenants_table, id).await? else {
-            self.unknown.insert(unknown_key, (), UNKNOWN_TTL);
             return Ok(None);
         };
         let tenant = Arc::new(Tenant {
@@ -156,6 +218,7 @@ impl TenantDirectory for DynamoTenantDirectory {
             retention: profile.retention,
             meta_phone_number_id: profile.meta.map(|m| m.phone_number_id),
             twilio: profile.twilio,
+            settings: profile.settings,
         });
         self.tenants.insert(id.clone(), tenant.clone(), KNOWN_TTL);
         Ok(Some(tenant))

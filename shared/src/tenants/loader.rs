@@ -9,7 +9,7 @@ use super::file::{TenantSpec, TenantsFile};
 use super::records::{self, KnowledgeItem, MetaChannel, ProfileItem, RouteItem, TwilioChannel};
 use crate::crypto::MasterKey;
 use crate::domain::TenantId;
-use crate::store::{StoreError, s};
+use crate::store::{StoreError, keys, s, to_item};
 
 pub struct TenantLoader<'a> {
     pub client: &'a Client,
@@ -34,6 +34,7 @@ impl TenantLoader<'_> {
             Some(m) => Some(MetaChannel {
                 phone_number_id: m.phone_number_id.clone(),
                 waba_id: m.waba_id.clone(),
+                display_phone_number: m.display_e164().map(String::from),
                 access_token: self
                     .master_key
                     .seal(m.access_token.as_bytes(), &records::seal_context(id, records::META_TOKEN_FIELD))
@@ -54,12 +55,15 @@ impl TenantLoader<'_> {
         };
         let profile = ProfileItem {
             pk: id.clone(),
-            sk: records::PROFILE_SK.into(),
+            sk: keys::PROFILE_SK.into(),
+            list_pk: keys::TENANT_LIST_PK.into(),
+            list_sk: id.to_string(),
             name: spec.name.clone(),
             retention: spec.retention_days,
             meta,
             twilio,
             shopify_shop_domain: spec.shopify.as_ref().map(|s| s.shop_domain.to_ascii_lowercase()),
+            settings: spec.settings(),
             updated_at: now,
         };
         let routes = profile.routes();
@@ -114,7 +118,7 @@ impl TenantLoader<'_> {
         for (i, doc) in spec.knowledge_base.iter().enumerate() {
             let item = KnowledgeItem {
                 pk: id.clone(),
-                sk: format!("{}{:04}", records::KB_PREFIX, i),
+                sk: keys::knowledge_sk(i),
                 title: doc.title.clone(),
                 text: doc.text.clone(),
             };
@@ -133,7 +137,7 @@ impl TenantLoader<'_> {
             .table_name(self.tenants_table)
             .key_condition_expression("pk = :t AND begins_with(sk, :kb)")
             .expression_attribute_values(":t", s(id.as_str()))
-            .expression_attribute_values(":kb", s(records::KB_PREFIX))
+            .expression_attribute_values(":kb", s(keys::KB_PREFIX))
             .projection_expression("sk")
             .into_paginator()
             .items()
@@ -145,7 +149,7 @@ impl TenantLoader<'_> {
             let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
                 continue;
             };
-            let index: Option<usize> = sk.strip_prefix(records::KB_PREFIX).and_then(|n| n.parse().ok());
+            let index: Option<usize> = sk.strip_prefix(keys::KB_PREFIX).and_then(|n| n.parse().ok());
             if index.is_none_or(|i| i >= spec.knowledge_base.len()) {
                 self.client
                     .delete_item()
@@ -159,10 +163,4 @@ impl TenantLoader<'_> {
         }
         Ok(())
     }
-}
-
-fn to_item<T: serde::Serialize>(
-    value: &T,
-) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

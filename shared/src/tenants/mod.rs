@@ -5,7 +5,9 @@ pub mod directory;
 pub mod file;
 pub mod loader;
 pub mod records;
+pub mod settings;
 
-pub use directory::{DynamoTenantDirectory, Tenant, TenantDirectory, TwilioCredentials};
+pub use directory::{DynamoTenantDirectory, Tenant, TenantCatalog, TenantDirectory, TwilioCredentials};
 pub use file::{TenantSpec, TenantsFile, TenantsFileError};
 pub use loader::TenantLoader;
+pub use settings::TenantSettings;

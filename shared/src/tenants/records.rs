@@ -1,25 +1,18 @@
-//! How tenants live in DynamoDB. `TenantsTable`: `pk = <tenant>`, `sk = PROFILE | KB#nnnn`.
+//! How tenants live in DynamoDB. `TenantsTable`: `pk = <tenant>`, `sk = PROFILE | KB#nnnn`;
+//! GSI `tenants` (`list_pk = TENANTS`, `list_sk = <tenant>`) lists every profile with one Query.
 //! `RoutesTable`: `pk = meta#<phone_number_id>` (or `shopify#<domain>`) → `tenant_id`; the one
 //! lookup that has to find a tenant from a provider's address, and it holds no personal data.
 
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
+use super::settings::TenantSettings;
 use crate::crypto::Sealed;
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
-use crate::store::{StoreError, s};
+use crate::store::{StoreError, keys, s};
 
-pub const PROFILE_SK: &str = "PROFILE";
-pub const KB_PREFIX: &str = "KB#";
-
-pub fn meta_route(phone_number_id: &str) -> String {
-    format!("meta#{phone_number_id}")
-}
-
-pub fn shopify_route(shop_domain: &str) -> String {
-    format!("shopify#{}", shop_domain.to_ascii_lowercase())
-}
+pub const TENANTS_INDEX: &str = "tenants";
 
 /// What a sealed token is bound to: its tenant and field.
 pub fn seal_context(tenant: &TenantId, field: &str) -> String {
@@ -33,6 +26,9 @@ pub const TWILIO_TOKEN_FIELD: &str = "twilio.auth_token";
 pub struct ProfileItem {
     pub pk: TenantId,
     pub sk: String,
+    /// The tenant list index: every profile carries it.
+    pub list_pk: String,
+    pub list_sk: String,
     pub name: String,
     pub retention: RetentionDays,
     #[serde(default)]
@@ -41,14 +37,16 @@ pub struct ProfileItem {
     pub twilio: Option<TwilioChannel>,
     #[serde(default)]
     pub shopify_shop_domain: Option<String>,
+    #[serde(default)]
+    pub settings: TenantSettings,
     pub updated_at: i64,
 }
 
 impl ProfileItem {
     /// The provider addresses this tenant claims in `RoutesTable`.
     pub fn routes(&self) -> Vec<String> {
-        let meta = self.meta.as_ref().map(|m| meta_route(&m.phone_number_id));
-        let shop = self.shopify_shop_domain.as_deref().map(shopify_route);
+        let meta = self.meta.as_ref().map(|m| keys::meta_route(&m.phone_number_id));
+        let shop = self.shopify_shop_domain.as_deref().map(keys::shopify_route);
         meta.into_iter().chain(shop).collect()
     }
 }
@@ -59,13 +57,11 @@ pub async fn read_profile(client: &Client, table: &str, id: &TenantId) -> Result
         .get_item()
         .table_name(table)
         .key("pk", s(id.as_str()))
-        .key("sk", s(PROFILE_SK))
+        .key("sk", s(keys::PROFILE_SK))
         .send()
         .await
         .map_err(|e| StoreError::aws("GetItem tenant", e))?;
-    out.item
-        .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("tenant profile: {e}"))))
-        .transpose()
+    out.item.map(|item| crate::store::from_item("tenant profile", item)).transpose()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +69,9 @@ pub struct MetaChannel {
     pub phone_number_id: String,
     #[serde(default)]
     pub waba_id: Option<String>,
+    /// E.164.
+    #[serde(default)]
+    pub display_phone_number: Option<String>,
     pub access_token: Sealed,
 }
 

@@ -2,6 +2,7 @@
 //! a (possibly 1,000-update) notification into domain messages grouped by receiving number.
 
 pub mod payload;
+mod recover;
 pub mod signature;
 
 use crate::channels::MalformedPayload;
@@ -65,9 +66,18 @@ where
         let mut updates = NumberUpdates { phone_number_id: metadata.phone_number_id.to_string(), ..Default::default() };
         let contacts: Vec<&Contact<'_>> = value.contacts.iter().filter_map(Item::item).collect();
         for message in &value.messages {
-            match message.item().and_then(|m| inbound(m, &contacts)) {
+            let read = match (message.item(), message.unread()) {
+                (Some(m), _) => inbound(m, &contacts),
+                // Not as documented: stored as well as it can be read, never dropped silently.
+                (None, Some(raw)) => recover::message(raw, &contacts),
+                (None, None) => None,
+            };
+            match read {
                 Some(m) => updates.messages.push(m),
-                None => updates.skipped += 1,
+                None => {
+                    tracing::warn!("a message without a readable id or sender was skipped");
+                    updates.skipped += 1
+                }
             }
         }
         for status in &value.statuses {
@@ -76,7 +86,7 @@ where
                 None => updates.skipped += 1,
             }
         }
-        updates.error_codes.extend(value.errors.iter().filter_map(|e| e.0.as_ref()?.code));
+        updates.error_codes.extend(value.errors.iter().filter_map(|e| e.0.as_ref().ok()?.code));
         // One notification may hold several changes for the same number: keep one group each.
         match out.iter_mut().find(|u| u.phone_number_id == updates.phone_number_id) {
             Some(existing) => {
@@ -91,7 +101,7 @@ where
     out
 }
 
-fn inbound(m: &Message<'_>, contacts: &[&Contact<'_>]) -> Option<InboundMessage> {
+pub(crate) fn inbound(m: &Message<'_>, contacts: &[&Contact<'_>]) -> Option<InboundMessage> {
     let id = ProviderMessageId::parse(m.id.as_deref()?).ok()?;
     let sent_at = m.timestamp.as_deref()?.parse::<i64>().ok()?;
     let from = m.from.as_deref();
@@ -195,7 +205,7 @@ fn status_update(s: &Status<'_>) -> Option<StatusUpdate> {
         id: ProviderMessageId::parse(s.id.as_deref()?).ok()?,
         status: DeliveryStatus::parse(s.status.as_deref()?)?,
         at: s.timestamp.as_deref()?.parse().ok()?,
-        error_code: s.errors.iter().find_map(|e| e.0.as_ref()?.code),
+        error_code: s.errors.iter().find_map(|e| e.0.as_ref().ok()?.code),
     })
 }
 
@@ -372,10 +382,14 @@ mod tests {
         let updates = parse_notification(&body).unwrap();
         let u = &updates[0];
         let ids: Vec<&str> = u.messages.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(ids, ["wamid.loc", "wamid.ok"]);
-        assert_eq!(u.messages[0].content, Content::Unsupported { kind: "location".into() });
-        // The wrongly typed timestamp and latitude, and both statuses, are skipped one by one.
-        assert_eq!((u.statuses.len(), u.skipped), (0, 4));
+        // A numeric timestamp is read; a wrongly typed latitude keeps the message as unsupported.
+        assert_eq!(ids, ["wamid.odd", "wamid.loc", "wamid.loc2", "wamid.ok"]);
+        assert_eq!(u.messages[0].sent_at, 1767225600);
+        assert_eq!(u.messages[0].content, Content::Text { body: "number timestamp".into() });
+        assert_eq!(u.messages[1].content, Content::Unsupported { kind: "location".into() });
+        assert_eq!(u.messages[2].content, Content::Unsupported { kind: "location".into() });
+        // Both statuses are unreadable and skipped one by one.
+        assert_eq!((u.statuses.len(), u.skipped), (0, 2));
     }
 
     #[test]
@@ -389,6 +403,15 @@ mod tests {
         let updates = parse_notification(&body).unwrap();
         assert_eq!(updates.len(), 1);
         assert_eq!(updates[0].messages[0].id.as_str(), "wamid.kept");
+    }
+
+    #[test]
+    fn a_text_with_a_lone_surrogate_is_kept_with_the_rest_of_the_batch() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"PN"},"messages":[{"from":"4915112345678","id":"wamid.bad","timestamp":"1","type":"text","text":{"body":"a\ud800b"}},{"from":"4915112345678","id":"wamid.good","timestamp":"2","type":"text","text":{"body":"fine"}}]}}]}]}"#;
+        let updates = parse_notification(body).unwrap();
+        let got: Vec<(&str, &Content)> = updates[0].messages.iter().map(|m| (m.id.as_str(), &m.content)).collect();
+        assert_eq!(got[0], ("wamid.bad", &Content::Text { body: "a\u{FFFD}b".into() }));
+        assert_eq!(got[1].0, "wamid.good");
     }
 
     #[test]

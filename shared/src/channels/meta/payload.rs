@@ -13,23 +13,30 @@ use serde_json::value::RawValue;
 type Str<'a> = Cow<'a, str>;
 
 pub type StrictNotification<'a> = Notification<'a, ChangeValue<'a, Contact<'a>, Message<'a>, Status<'a>>>;
-pub type TolerantNotification<'a> =
-    Notification<'a, Lenient<ChangeValue<'a, Lenient<Contact<'a>>, Lenient<Message<'a>>, Lenient<Status<'a>>>>>;
+pub type TolerantNotification<'a> = Notification<
+    'a,
+    Lenient<'a, ChangeValue<'a, Lenient<'a, Contact<'a>>, Lenient<'a, Message<'a>>, Lenient<'a, Status<'a>>>>,
+>;
 
-/// An item read on its own: `None` when it does not have its documented shape.
+/// An item read on its own: its raw JSON when it does not have its documented shape.
 #[derive(Debug)]
-pub struct Lenient<T>(pub Option<T>);
+pub struct Lenient<'a, T>(pub Result<T, &'a RawValue>);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Lenient<'a, T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = <&'de RawValue>::deserialize(deserializer)?;
-        Ok(Self(serde_json::from_str(raw.get()).ok()))
+        Ok(Self(serde_json::from_str(raw.get()).map_err(|_| raw)))
     }
 }
 
 /// A list item, however it was read.
 pub trait Item<T> {
     fn item(&self) -> Option<&T>;
+
+    /// The item's JSON when it could not be read as documented.
+    fn unread(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<T> Item<T> for T {
@@ -38,10 +45,51 @@ impl<T> Item<T> for T {
     }
 }
 
-impl<T> Item<T> for Lenient<T> {
+impl<T> Item<T> for Lenient<'_, T> {
     fn item(&self) -> Option<&T> {
-        self.0.as_ref()
+        self.0.as_ref().ok()
     }
+
+    fn unread(&self) -> Option<&str> {
+        self.0.as_ref().err().map(|raw| raw.get())
+    }
+}
+
+/// A timestamp as Meta documents it (a string of digits), or as a bare number: read without
+/// buffering, since it is on the hot path of every message.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Str<'de>>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Option<Str<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a timestamp")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Str::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Str::Owned(v.to_owned())))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Str::Owned(v.to_string())))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Str::Owned(v.to_string())))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Str::Owned((v as i64).to_string())))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_option(Visitor)
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,8 +131,8 @@ pub struct ChangeValue<'a, C, M, S> {
     #[serde(default = "Vec::new")]
     pub statuses: Vec<S>,
     /// Tiny and rarely present: always read item by item.
-    #[serde(default)]
-    pub errors: Vec<Lenient<ErrorInfo>>,
+    #[serde(default, borrow)]
+    pub errors: Vec<Lenient<'a, ErrorInfo>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +166,7 @@ pub struct Message<'a> {
     pub user_id: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub timestamp: Option<Str<'a>>,
     #[serde(default, borrow, rename = "type")]
     pub kind: Option<Str<'a>>,
@@ -240,8 +288,8 @@ pub struct Status<'a> {
     pub status: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub timestamp: Option<Str<'a>>,
-    #[serde(default)]
-    pub errors: Vec<Lenient<ErrorInfo>>,
+    #[serde(default, borrow)]
+    pub errors: Vec<Lenient<'a, ErrorInfo>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,8 +16,10 @@ pub const HEADER: &str = "x-twilio-signature";
 
 fn mac(auth_token: &str, url: &str, params: &[(&str, &str)]) -> HmacSha1 {
     let mut sorted = params.to_vec();
-    // Twilio sorts by name; equal names (repeated parameters) by value.
+    // As Twilio's own libraries compute it: parameters sorted by name, a repeated name's values
+    // sorted, and a value repeated under the same name signed once.
     sorted.sort_unstable();
+    sorted.dedup();
     let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(url.as_bytes());
     for (name, value) in sorted {
@@ -101,6 +103,16 @@ mod tests {
         assert_eq!(verify("54321", URL, &PARAMS, Some(EXPECTED)), Err(SignatureError::Mismatch));
         assert_eq!(verify("12345", URL, &PARAMS, None), Err(SignatureError::Missing));
         assert_eq!(verify("12345", URL, &PARAMS, Some("%%%")), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn a_parameter_repeated_with_the_same_value_is_signed_once_and_different_values_each() {
+        // What Twilio's library signs for `To=a&To=a&To=b`: "To" + "a", then "To" + "b".
+        let mut mac = HmacSha1::new_from_slice(b"12345").unwrap();
+        mac.update(format!("{URL}ToaTob").as_bytes());
+        let expected = BASE64.encode(mac.finalize().into_bytes());
+        assert_eq!(verify("12345", URL, &[("To", "b"), ("To", "a"), ("To", "a")], Some(&expected)), Ok(()));
+        assert_eq!(verify("12345", URL, &[("To", "a")], Some(&expected)), Err(SignatureError::Mismatch));
     }
 
     #[test]

@@ -1,0 +1,99 @@
+//! The DynamoDB adapter of `AuditTable`.
+
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+
+use super::{APPEND_ATTEMPTS, AuditLog};
+use crate::domain::{AuditEntry, AuditRecord, TenantId};
+use crate::store::{StoreError, condition_failed, from_item, keys, n, s, to_item};
+
+#[derive(Debug, Clone)]
+pub struct DynamoAuditLog {
+    client: Client,
+    table: String,
+}
+
+impl DynamoAuditLog {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    async fn head(&self, tenant: &TenantId) -> Result<Option<AuditRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::audit_pk(tenant)))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query audit head", e))?;
+        out.items.unwrap_or_default().into_iter().next().map(record_of).transpose()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditItem {
+    pk: String,
+    seq: u64,
+    #[serde(flatten)]
+    entry: AuditEntry,
+    prev_hash: String,
+    hash: String,
+    expires_at: i64,
+}
+
+fn record_of(item: crate::store::Item) -> Result<AuditRecord, StoreError> {
+    let i: AuditItem = from_item("audit entry", item)?;
+    Ok(AuditRecord { seq: i.seq, entry: i.entry, prev_hash: i.prev_hash, hash: i.hash })
+}
+
+impl AuditLog for DynamoAuditLog {
+    async fn append(&self, tenant: &TenantId, entry: AuditEntry, ttl: i64) -> Result<AuditRecord, StoreError> {
+        for _ in 0..APPEND_ATTEMPTS {
+            let record = AuditRecord::next(self.head(tenant).await?.as_ref(), entry.clone());
+            let item = AuditItem {
+                pk: keys::audit_pk(tenant),
+                seq: record.seq,
+                entry: record.entry.clone(),
+                prev_hash: record.prev_hash.clone(),
+                hash: record.hash.clone(),
+                expires_at: ttl,
+            };
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_item(&item)?))
+                .condition_expression("attribute_not_exists(seq)")
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(record),
+                // Another writer took this sequence number: read the new head and go again.
+                Err(e) if condition_failed(&e) => continue,
+                Err(e) => return Err(StoreError::aws("PutItem audit", e)),
+            }
+        }
+        Err(StoreError::Conflict("audit append kept losing the race for the next sequence number".into()))
+    }
+
+    async fn read(&self, tenant: &TenantId, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND seq > :after")
+            .expression_attribute_values(":pk", s(keys::audit_pk(tenant)))
+            .expression_attribute_values(":after", n(after_seq))
+            .limit(limit.clamp(1, 1000) as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query audit", e))?;
+        out.items.unwrap_or_default().into_iter().map(record_of).collect()
+    }
+}

@@ -1,0 +1,144 @@
+//! `ContactsTable`: everything about one contact of one tenant under one partition key
+//! (`<tenant>#C#<contact>`): the contact, their conversation per channel, their consent
+//! history, their leads and appointments; plus the slots of a tenant's day (`<tenant>#SLOT#<date>`),
+//! each taken at most once. GSIs: `byTime` (a tenant's leads per stage; booked appointments per
+//! start hour, for reminders) and `expiry` (the purge job's day buckets).
+
+pub mod dynamo;
+pub mod memory;
+
+use std::future::Future;
+
+use crate::domain::{
+    Appointment, Channel, ConsentChange, Contact, ContactId, Conversation, Lead, LeadStage, Mode, RecordId, Slot,
+    TenantId,
+};
+use crate::privacy::Expiry;
+use crate::store::StoreError;
+
+pub use dynamo::DynamoContacts;
+pub use memory::MemoryContacts;
+
+/// A contact and their conversation on one channel, as the reply worker reads them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactState {
+    pub contact: Option<Contact>,
+    pub conversation: Option<Conversation>,
+}
+
+/// A message from the contact arrived (the reply worker records it once per answer).
+#[derive(Debug, Clone, Copy)]
+pub struct InboundActivity<'a> {
+    pub contact: &'a ContactId,
+    pub channel: Channel,
+    pub profile_name: Option<&'a str>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// What became of a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booking {
+    Booked,
+    /// One of its slots is taken (by anyone): nothing was written.
+    SlotTaken,
+}
+
+pub trait ContactStore: Send + Sync {
+    fn state(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        channel: Channel,
+    ) -> impl Future<Output = Result<ContactState, StoreError>> + Send;
+    /// Creates or refreshes the contact and the conversation: last inbound time (the 24-hour
+    /// window), profile name, and the retention clock that activity restarts.
+    fn record_activity(
+        &self,
+        tenant: &TenantId,
+        activity: InboundActivity<'_>,
+        expiry: &Expiry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Applies a consent change unless a later one is already recorded (`false` then), and
+    /// keeps it in the contact's history either way it lands.
+    fn set_consent(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        change: ConsentChange,
+        expiry: &Expiry,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Consent changes, oldest first.
+    fn consent_history(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> impl Future<Output = Result<Vec<ConsentChange>, StoreError>> + Send;
+    fn set_mode(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        channel: Channel,
+        mode: &Mode,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_needs_template(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        channel: Channel,
+        needs: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait LeadStore: Send + Sync {
+    /// Creates or replaces the lead with this id, under its contact.
+    fn save_lead(
+        &self,
+        tenant: &TenantId,
+        lead: &Lead,
+        expiry: &Expiry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn leads_of(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
+    /// A tenant's leads in one stage, most recently changed first.
+    fn leads_in_stage(
+        &self,
+        tenant: &TenantId,
+        stage: LeadStage,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
+}
+
+pub trait AppointmentStore: Send + Sync {
+    /// Books the appointment and every slot it holds, all or nothing.
+    fn book(
+        &self,
+        tenant: &TenantId,
+        appointment: &Appointment,
+        expiry: &Expiry,
+    ) -> impl Future<Output = Result<Booking, StoreError>> + Send;
+    /// Cancels `contact`'s appointment `id` and frees its slots. Only that contact's: an id of
+    /// someone else's appointment is simply not found. `None` when there is nothing to cancel.
+    fn cancel(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        id: &RecordId,
+    ) -> impl Future<Output = Result<Option<Appointment>, StoreError>> + Send;
+    fn appointments_of(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> impl Future<Output = Result<Vec<Appointment>, StoreError>> + Send;
+    /// Booked appointments starting in one UTC hour (`yyyy-mm-ddThh`).
+    fn due_in_hour(
+        &self,
+        tenant: &TenantId,
+        hour: &str,
+    ) -> impl Future<Output = Result<Vec<Appointment>, StoreError>> + Send;
+    /// Slots taken on one tenant-local date.
+    fn taken_slots(&self, tenant: &TenantId, date: &str) -> impl Future<Output = Result<Vec<Slot>, StoreError>> + Send;
+}

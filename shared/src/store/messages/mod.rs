@@ -1,0 +1,205 @@
+//! `MessagesTable`: inbound messages keyed by the provider's id (a retry finds what its first
+//! delivery wrote), outbound messages keyed by our own id (written before the provider is
+//! called), and the delivery record a provider's id maps to. GSIs: `conversation` (one
+//! contact's messages in time order), `pending` (inbound messages not yet answered, by when the
+//! sweeper should look at them again) and `expiry` (the purge job's day buckets).
+
+pub mod dynamo;
+pub mod memory;
+
+use std::future::Future;
+
+use crate::domain::{
+    Channel, ContactId, DeliveryStatus, InboundMessage, OutboundMessage, ProviderMessageId, RecordId, Stage,
+    StatusUpdate, TenantId,
+};
+use crate::privacy::Expiry;
+use crate::store::StoreError;
+
+pub use dynamo::DynamoMessageLog;
+pub use memory::MemoryMessageLog;
+
+/// What ingest stores for one inbound message.
+#[derive(Debug, Clone, Copy)]
+pub struct NewInbound<'a> {
+    pub tenant: &'a TenantId,
+    pub message: &'a InboundMessage,
+    /// `keys::message_key` of the message.
+    pub key: &'a str,
+    /// `ContactId::key` of the sender.
+    pub contact: &'a str,
+    /// Unix seconds.
+    pub received_at: i64,
+    pub expiry: &'a Expiry,
+    /// Which attempt wrote it, and until when that attempt may still be working (unix ms): a
+    /// duplicate delivery waits for it to finish, or takes over once it is surely over.
+    pub attempt: &'a str,
+    pub lease_until_ms: i64,
+    /// When the sweeper should first look at it, if it is still unanswered then (unix ms).
+    pub sweep_at_ms: i64,
+}
+
+/// What the stored copy of an inbound message says about its progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundState {
+    pub stage: Stage,
+    pub received_at: i64,
+    pub attempt: Option<String>,
+    pub lease_until_ms: i64,
+}
+
+/// What the conditional write found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time we see this message: it is stored now.
+    New,
+    /// Stored before; this is what the stored copy says.
+    Existing(InboundState),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusApplied {
+    Applied,
+    /// An equal or later status was already recorded (statuses arrive out of order).
+    Stale,
+}
+
+/// An inbound message as stored, with its progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInbound {
+    pub tenant: TenantId,
+    pub message: InboundMessage,
+    pub state: InboundState,
+}
+
+/// One message of a conversation, either way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversationEntry {
+    Inbound(InboundMessage),
+    Outbound(OutboundMessage),
+}
+
+/// An inbound message waiting for an answer longer than it should.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingInbound {
+    pub key: String,
+    pub channel: Channel,
+    /// `ContactId::key` of the sender.
+    pub contact: String,
+    pub received_at: i64,
+    /// How often the sweeper queued it again already.
+    pub requeues: u32,
+}
+
+/// What the provider said about a message we sent, under its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub status: Option<DeliveryStatus>,
+    pub error_code: Option<i64>,
+    /// Our outbound message, once the reply worker attached the provider's id.
+    pub outbound: Option<RecordId>,
+}
+
+/// The outcome of a reply worker's claim on an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours until the lease ends.
+    Claimed,
+    /// Another worker holds it.
+    Busy { until_ms: i64 },
+    /// Answered already (or covered by a burst's answer).
+    Answered,
+    /// No such message.
+    Missing,
+}
+
+/// Ingest's side: store once, record that it is queued.
+pub trait InboundLog: Send + Sync {
+    fn record_inbound(&self, new: &NewInbound<'_>) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+    /// The message is on the queue. Never moves a message back from a later stage.
+    fn mark_queued(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The stored progress, read consistently.
+    fn inbound_state(&self, key: &str) -> impl Future<Output = Result<Option<InboundState>, StoreError>> + Send;
+    /// The stored message, read consistently (the reply worker's first read).
+    fn inbound(&self, key: &str) -> impl Future<Output = Result<Option<StoredInbound>, StoreError>> + Send;
+    /// A reply worker takes the message until `lease_until_ms`; an expired lease can be taken over.
+    fn claim(
+        &self,
+        key: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Answered: the message leaves the pending index for good.
+    fn complete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Delivery statuses and our outbound messages.
+pub trait DeliveryLog: Send + Sync {
+    /// Moves the delivery record of `status.id` forward (never back), creating a stub if the
+    /// status overtook our own record of the send.
+    fn apply_status(
+        &self,
+        tenant: &TenantId,
+        status: &StatusUpdate,
+        stub_expiry: &Expiry,
+    ) -> impl Future<Output = Result<StatusApplied, StoreError>> + Send;
+    /// Records a message before it is sent. Recording the same id again changes nothing.
+    fn record_outbound(
+        &self,
+        tenant: &TenantId,
+        message: &OutboundMessage,
+        expiry: &Expiry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The provider accepted the message under `provider_id`: both records point at each other.
+    fn attach_provider_id(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+        channel: Channel,
+        provider_id: &ProviderMessageId,
+        expiry: &Expiry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn outbound(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+    ) -> impl Future<Output = Result<Option<OutboundMessage>, StoreError>> + Send;
+    fn delivery(
+        &self,
+        tenant: &TenantId,
+        channel: Channel,
+        provider_id: &ProviderMessageId,
+    ) -> impl Future<Output = Result<Option<Delivery>, StoreError>> + Send;
+}
+
+/// A contact's conversation, both directions, in time order.
+pub trait ConversationLog: Send + Sync {
+    /// The last `limit` messages, oldest first.
+    fn recent(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ConversationEntry>, StoreError>> + Send;
+}
+
+/// The sweeper's side: inbound messages still waiting, by when to look at them.
+pub trait PendingLog: Send + Sync {
+    /// Up to `limit` messages of one shard of a tenant due at `now_ms`, earliest first.
+    fn due(
+        &self,
+        tenant: &TenantId,
+        shard: u8,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<PendingInbound>, StoreError>> + Send;
+    /// Looks again at `next_due_ms`; `false` if it was answered meanwhile.
+    fn reschedule(
+        &self,
+        key: &str,
+        next_due_ms: i64,
+        requeues: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives up on a message (it stays stored, leaves the pending index, and says when).
+    fn abandon(&self, key: &str, at_ms: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
