@@ -100,6 +100,14 @@ pub enum IngestError {
     StillInProgress,
 }
 
+impl IngestError {
+    /// A request AWS refuses as invalid will be refused again: a bug or a misconfiguration,
+    /// answered at once (and logged as an error) instead of retried until the deadline.
+    fn is_refusal(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Invalid { .. }))
+    }
+}
+
 /// One webhook's attempt at one tenant's messages: what every message of it shares.
 pub struct Attempt {
     /// Marks this attempt's own writes (an SDK retry of a put that committed is not a duplicate).
@@ -399,13 +407,25 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
             to_send.push(queued);
             keys.push(p.new.key);
         }
-        for chunk in to_send.chunks(MAX_BATCH) {
-            self.send_in_order(chunk, attempt).await?;
+        // Each batch is marked while the next one is sent: what is queued says so at once, so a
+        // delivery cut short by its deadline leaves its progress for the retry to build on.
+        let mut sent_before: &[&str] = &[];
+        let mut failed = None;
+        for (chunk, chunk_keys) in to_send.chunks(MAX_BATCH).zip(keys.chunks(MAX_BATCH)) {
+            let (sent, unmarked) =
+                futures::join!(self.send_in_order(chunk, attempt), self.mark_queued(sent_before, attempt));
+            report.unmarked += unmarked;
+            if let Err(e) = sent {
+                failed = Some(e);
+                sent_before = &[];
+                break;
+            }
+            sent_before = chunk_keys;
         }
-        let marks: Vec<_> =
-            keys.iter().map(|key| retry(attempt, "mark queued", move || self.log.mark_queued(key))).collect();
-        let marks = concurrently(marks).await;
-        report.unmarked = marks.iter().filter(|r| r.is_err()).count();
+        report.unmarked += self.mark_queued(sent_before, attempt).await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if report.unmarked > 0 {
             tracing::warn!(
                 unmarked = report.unmarked,
@@ -416,6 +436,14 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         report.stored += was_new;
         report.requeued += taken_over;
         Ok(report)
+    }
+
+    /// Marks messages queued; returns how many could not be marked (they are queued all the
+    /// same: a later delivery sends them again, which the queue and the reply worker absorb).
+    async fn mark_queued(&self, keys: &[&str], attempt: &Attempt) -> usize {
+        let marks: Vec<_> =
+            keys.iter().map(|key| retry(attempt, "mark queued", move || self.log.mark_queued(key))).collect();
+        concurrently(marks).await.iter().filter(|r| r.is_err()).count()
     }
 
     /// Sends up to `MAX_BATCH` jobs; what the queue did not accept is sent again, in order.
@@ -507,9 +535,9 @@ where
 {
     let mut pause = Duration::from_millis(50);
     loop {
-        match op().await {
+        match op().await.map_err(Into::into) {
             Ok(v) => return Ok(v),
-            Err(e) if Instant::now() + pause >= attempt.give_up_at => return Err(e.into()),
+            Err(e) if e.is_refusal() || Instant::now() + pause >= attempt.give_up_at => return Err(e),
             Err(e) => {
                 tracing::warn!(step = what, error = %e, "AWS call failed; retrying within the invocation");
                 tokio::time::sleep(pause).await;
@@ -659,6 +687,112 @@ mod tests {
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.stored, 1);
         assert_eq!(keys_sent(&i).len(), 1);
+    }
+
+    /// Every call takes `LATENCY`, as AWS calls do, with AWS's unlimited parallelism.
+    struct Slow<T>(T);
+
+    const LATENCY: Duration = Duration::from_millis(10);
+
+    impl<T: InboundLog> InboundLog for Slow<T> {
+        async fn record_inbound(&self, new: &NewInbound<'_>) -> Result<Recorded, StoreError> {
+            tokio::time::sleep(LATENCY).await;
+            self.0.record_inbound(new).await
+        }
+        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
+            tokio::time::sleep(LATENCY).await;
+            self.0.mark_queued(key).await
+        }
+        async fn inbound_state(&self, key: &str) -> Result<Option<InboundState>, StoreError> {
+            tokio::time::sleep(LATENCY).await;
+            self.0.inbound_state(key).await
+        }
+        async fn inbound(&self, key: &str) -> Result<Option<crate::store::messages::StoredInbound>, StoreError> {
+            self.0.inbound(key).await
+        }
+        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
+            self.0.claim(key, now, until).await
+        }
+        async fn complete(&self, key: &str) -> Result<(), StoreError> {
+            self.0.complete(key).await
+        }
+    }
+
+    impl<T: DeliveryLog> DeliveryLog for Slow<T> {
+        async fn apply_status(&self, t: &TenantId, s: &StatusUpdate, e: &Expiry) -> Result<StatusApplied, StoreError> {
+            tokio::time::sleep(LATENCY).await;
+            self.0.apply_status(t, s, e).await
+        }
+        async fn record_outbound(
+            &self,
+            t: &TenantId,
+            m: &crate::domain::OutboundMessage,
+            e: &Expiry,
+        ) -> Result<(), StoreError> {
+            self.0.record_outbound(t, m, e).await
+        }
+        async fn attach_provider_id(
+            &self,
+            t: &TenantId,
+            id: &crate::domain::RecordId,
+            c: Channel,
+            p: &ProviderMessageId,
+            e: &Expiry,
+        ) -> Result<(), StoreError> {
+            self.0.attach_provider_id(t, id, c, p, e).await
+        }
+        async fn outbound(
+            &self,
+            t: &TenantId,
+            id: &crate::domain::RecordId,
+        ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
+            self.0.outbound(t, id).await
+        }
+        async fn delivery(
+            &self,
+            t: &TenantId,
+            c: Channel,
+            p: &ProviderMessageId,
+        ) -> Result<Option<crate::store::messages::Delivery>, StoreError> {
+            self.0.delivery(t, c, p).await
+        }
+    }
+
+    impl<T: InboundQueue> InboundQueue for Slow<T> {
+        async fn send_batch(&self, jobs: &[Queued]) -> Result<Vec<usize>, QueueError> {
+            tokio::time::sleep(LATENCY).await;
+            self.0.send_batch(jobs).await
+        }
+    }
+
+    /// The request pattern at AWS-like latency (10 ms a call, unlimited parallelism, virtual
+    /// time): a 1,000-update notification from one contact is stored, queued in order and marked
+    /// well inside the function's timeout, and its redelivery costs one round of puts.
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_updates_from_one_contact_fit_in_the_function_timeout_at_aws_latency() {
+        let i = Ingest {
+            directory: NoDirectory,
+            log: Slow(MemoryMessageLog::default()),
+            queue: Slow(MemoryQueue::default()),
+            pseudonyms: Pseudonymizer::new(b"k"),
+            clock: Arc::new(TokioClock::starting_at(START_MS)),
+        };
+        let messages: Vec<InboundMessage> = (0..1000).map(|n| message(&format!("wamid.{n:04}"), n)).collect();
+        let started = Instant::now();
+        let report = i.tenant_updates(&tenant(), messages.clone(), vec![]).await.unwrap();
+        let first = started.elapsed();
+        assert_eq!(report.stored, 1000);
+        let sent: Vec<String> = i.queue.0.sent().into_iter().map(|q| q.job.message_key).collect();
+        let expected: Vec<String> = (0..1000).map(|n| format!("acme#MSG#meta#wamid.{n:04}")).collect();
+        assert_eq!(sent, expected);
+        // 63 rounds of 16 puts, 100 sends one after the other, 63 rounds of marks: about 2.3 s.
+        assert!(first < Duration::from_secs(3), "{first:?}");
+
+        let started = Instant::now();
+        let again = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
+        assert_eq!(again.duplicates, 1000);
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(i.queue.0.calls(), 100, "nothing sent again");
     }
 
     #[tokio::test(start_paused = true)]

@@ -170,3 +170,40 @@ async fn the_sandbox_sink_answers_like_the_providers_and_records_what_would_have
     assert_eq!(sent[0]["phone_number_id"], "100000000000001");
     assert_eq!(sent[1]["request"]["Body"], "Hi");
 }
+
+/// Like Lambda, a handler runs to completion when the HTTP client goes away: a webhook whose
+/// caller hangs up mid-way is still stored and queued.
+#[tokio::test]
+async fn a_webhook_whose_caller_hangs_up_is_still_handled_to_the_end() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    let api = serve(t.stack.api_router()).await;
+    // Every write takes a moment, so the caller is gone before the handler is done.
+    proxy.inject("PutItem", Fault::Delay(std::time::Duration::from_millis(500)));
+    let body = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.hangup", 1, "hi")], vec![])]);
+    let signature = t.meta_signature(&body);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", api)).await.unwrap();
+    let head = format!(
+        "POST /webhooks/meta HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-hub-signature-256: {signature}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    // Wait until the handler has started its first write, then hang up.
+    while proxy.held() == 0 {
+        tokio::task::yield_now().await;
+    }
+    drop(stream);
+    let key = "acme-dental#MSG#meta#wamid.hangup";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(item) = t.message(key).await
+            && s(&item, "stage") == "queued"
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the handler was cut off with its caller");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(t.queued_keys().await, [key]);
+}

@@ -17,6 +17,8 @@ pub enum Fault {
     Delay(Duration),
     /// Answered 500 InternalServerError without reaching the emulator.
     Fail,
+    /// Answered 400 ValidationException (what DynamoDB says to a malformed request).
+    Reject,
     /// Never answered (a hung connection): the client's timeout has to end it.
     Hang,
 }
@@ -34,6 +36,8 @@ struct Rule {
 struct Shared {
     rules: Mutex<Vec<Rule>>,
     forwarded: Mutex<Vec<String>>,
+    /// Requests held back right now (delayed or hung).
+    held: std::sync::atomic::AtomicUsize,
 }
 
 /// A running proxy; `endpoint` is what the stack's SDK clients are pointed at.
@@ -75,6 +79,11 @@ impl FaultProxy {
     /// Applies `fault` to the next `times` requests of `operation`.
     pub fn inject_times(&self, operation: &str, fault: Fault, times: usize) {
         self.push(Rule { operation: operation.into(), fault, remaining: Some(times) });
+    }
+
+    /// Requests being delayed or held right now.
+    pub fn held(&self) -> usize {
+        self.shared.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn clear(&self) {
@@ -127,8 +136,23 @@ async fn forward(
             )
                 .into_response();
         }
-        Some(Fault::Hang) => std::future::pending::<()>().await,
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Reject) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", "ValidationException")],
+                r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"One or more parameter values were invalid"}"#,
+            )
+                .into_response();
+        }
+        Some(Fault::Hang) => {
+            state.shared.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await
+        }
+        Some(Fault::Delay(d)) => {
+            state.shared.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(d).await;
+            state.shared.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
         None => {}
     }
     state.shared.forwarded.lock().expect("log").push(operation);

@@ -107,7 +107,49 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use concierge::clock::TokioClock;
+    use concierge::function::{BoxFuture, Error, Event, Function};
+    use serde_json::Value;
+
     use super::*;
+    use crate::template::FunctionDef;
+
+    /// Remembers the time of each scheduled event it is invoked with.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<i64>>);
+
+    impl Function for Recorder {
+        fn invoke(&self, event: Event, _: lambda_runtime::Context) -> BoxFuture<'_, Result<Value, Error>> {
+            Box::pin(async move {
+                self.0.lock().unwrap().push(concierge::function::schedule::time_ms(&event)?);
+                Ok(Value::Null)
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_schedule_fires_its_function_on_time_with_the_time_it_was_due() {
+        let t0 = 1_767_225_600_000;
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(t0));
+        let recorder = Arc::new(Recorder::default());
+        let def = FunctionDef {
+            logical_id: "Tick".into(),
+            binary: "tick".into(),
+            environment: Vec::new(),
+            http_routes: Vec::new(),
+            sqs_sources: Vec::new(),
+            schedules: Vec::new(),
+            timeout_secs: 10,
+        };
+        let function = Arc::new(LocalFunction::hosting(def, recorder.clone(), clock.clone()));
+        let schedule = Schedule { function, name: "Every".into(), expression: "rate(1 minute)".parse().unwrap() };
+        let running = tokio::spawn(schedule.run(clock));
+        tokio::time::sleep(Duration::from_secs(3 * 60 + 30)).await;
+        running.abort();
+        assert_eq!(*recorder.0.lock().unwrap(), [t0 + 60_000, t0 + 120_000, t0 + 180_000]);
+    }
 
     #[test]
     fn rates_and_aws_cron_expressions() {

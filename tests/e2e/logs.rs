@@ -1,0 +1,87 @@
+//! No personal data in any log line, for each function, through its success and its error paths,
+//! captured as production filters logs at the most verbose level it allows (`RUST_LOG=trace`:
+//! the SDK, runtime and HTTP crates stay capped at info, since their traces hold bodies).
+
+use concierge_e2e::*;
+
+const PHONE: &str = "4915112345678";
+const TWILIO_PHONE: &str = "14155550123";
+const NAME: &str = "Customer Name";
+const TWILIO_NAME: &str = "Samira Quist";
+const EMAIL: &str = "jana.novak@example.com";
+const TEXT: &str = "my card is 4111 1111 1111 1111";
+const PERSONAL: [&str; 7] = [PHONE, TWILIO_PHONE, NAME, TWILIO_NAME, EMAIL, "4111 1111", "jana.novak"];
+
+fn meta_body(id: &str) -> Vec<u8> {
+    notification(&[(NUMBER_A, vec![text_message(PHONE, id, 1, &format!("{TEXT}, write to {EMAIL}"))], vec![])])
+}
+
+fn twilio_params(sid: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("MessageSid", sid),
+        ("AccountSid", TWILIO_ACCOUNT_A),
+        ("From", "whatsapp:+14155550123"),
+        ("WaId", TWILIO_PHONE),
+        ("ProfileName", TWILIO_NAME),
+        ("Body", "call me, jana.novak@example.com"),
+    ]
+}
+
+#[tokio::test]
+async fn webhook_ingest_logs_no_personal_data_when_it_succeeds_or_fails() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    let logs = LogCapture::start();
+
+    // Success: new, duplicate, statuses, Twilio.
+    assert_eq!(t.post_meta(&meta_body("wamid.l1")).await.status, 200);
+    assert_eq!(t.post_meta(&meta_body("wamid.l1")).await.status, 200);
+    let failed = serde_json::json!({"id": "wamid.o", "status": "failed", "timestamp": "2", "recipient_id": PHONE, "errors": [{"code": 131047}]});
+    assert_eq!(t.post_meta(&notification(&[(NUMBER_A, vec![], vec![failed])])).await.status, 200);
+    assert_eq!(t.post_twilio(TENANT_A, false, &twilio_params("SMl1"), TWILIO_TOKEN_A).await.status, 200);
+    // Refused: bad signatures, an unknown number, an unknown tenant, a malformed body.
+    let unsigned = [("content-type", "application/json")];
+    assert_eq!(t.request("POST", "/webhooks/meta", &unsigned, &meta_body("wamid.l2")).await.status, 401);
+    assert_eq!(t.post_twilio(TENANT_A, false, &twilio_params("SMl2"), "wrong-token").await.status, 401);
+    assert_eq!(t.post_twilio("no-such-tenant", false, &twilio_params("SMl3"), TWILIO_TOKEN_A).await.status, 401);
+    let stray = notification(&[("999000999000", vec![text_message(PHONE, "wamid.l3", 1, TEXT)], vec![])]);
+    assert_eq!(t.post_meta(&stray).await.status, 200);
+    let broken = format!(r#"{{"object":"whatsapp_business_account","entry":[{{"x":"{TEXT} {EMAIL}"#);
+    assert_eq!(t.post_meta(broken.as_bytes()).await.status, 400);
+    // Failing: AWS refusing a write, the queue failing.
+    proxy.inject("PutItem", Fault::Reject);
+    assert_eq!(t.post_meta(&meta_body("wamid.l4")).await.status, 500);
+    proxy.clear();
+    proxy.inject("SendMessageBatch", Fault::Fail);
+    assert_eq!(t.post_twilio(TENANT_A, false, &twilio_params("SMl4"), TWILIO_TOKEN_A).await.status, 500);
+    proxy.clear();
+
+    let text = logs.text();
+    for expected in [
+        "webhook ingested",
+        "signature missing or invalid",
+        "no tenant serves",
+        "refused by DynamoDB",
+        "enqueue failed",
+    ] {
+        assert!(text.contains(expected), "the paths above log {expected:?}:\n{text}");
+    }
+    logs.assert_free_of(&PERSONAL);
+}
+
+#[tokio::test]
+async fn the_inbound_sweeper_logs_no_personal_data_when_it_succeeds_or_fails() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    proxy.inject("SendMessageBatch", Fault::Fail);
+    assert_eq!(t.post_meta(&meta_body("wamid.s1")).await.status, 500);
+    let logs = LogCapture::start();
+    let later = concierge::clock::Clock::now_ms(&concierge::clock::SystemClock) + 3_600_000;
+    let event = concierge::function::schedule::event("arn:aws:events:us-east-1:000000000000:rule/x", later, "1");
+    assert!(t.invoke("InboundSweeperFunction", &event).await.is_err(), "the queue still fails");
+    proxy.clear();
+    assert_eq!(t.invoke("InboundSweeperFunction", &event).await.unwrap()["requeued"], 1);
+    let text = logs.text();
+    assert!(text.contains("re-queueing pending messages failed") && text.contains("sweep finished"), "{text}");
+    logs.assert_free_of(&PERSONAL);
+}
