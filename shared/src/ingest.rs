@@ -368,8 +368,10 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         })
     }
 
-    /// Sends one contact's messages that need it, in order and in batches; waits for those
-    /// another attempt is sending; marks what was sent.
+    /// Sends one contact's messages that this attempt owns, in order and in batches, marking
+    /// each batch queued; then waits for the ones another attempt is sending, and takes over
+    /// those whose attempt ran out. Its own come first: two deliveries of one notification that
+    /// each won some of its messages must not wait for each other.
     async fn queue_contact(
         &self,
         prepared: &[Prepared<'_>],
@@ -377,65 +379,58 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport::default();
-        let mut to_send: Vec<Queued> = Vec::new();
-        let mut keys: Vec<&str> = Vec::new();
-        let mut taken_over = 0;
-        // A message taken over keeps the receive time it was stored with.
-        let mut take_over = |p: &Prepared<'_>, received_at: i64| {
-            let mut queued = p.queued.clone();
-            queued.job.received_at = received_at;
-            taken_over += 1;
-            queued
-        };
+        let mut own: Vec<(Queued, &str)> = Vec::new();
+        let mut others = Vec::new();
         for (p, n) in prepared.iter().zip(next) {
-            let queued = match n {
-                Some(Next::Send) => p.queued.clone(),
-                Some(Next::TakeOver { received_at }) => take_over(p, *received_at),
-                Some(Next::Done) => {
-                    report.duplicates += 1;
-                    continue;
+            match n {
+                Some(Next::Send) => own.push((p.queued.clone(), p.new.key)),
+                Some(Next::TakeOver { received_at }) => {
+                    report.requeued += 1;
+                    own.push((taken_over(p, *received_at), p.new.key));
                 }
-                Some(Next::Wait { lease_until_ms, received_at }) => {
-                    if self.wait_for(p.new.key, *lease_until_ms, attempt).await? {
-                        report.duplicates += 1;
-                        continue;
-                    }
-                    take_over(p, *received_at)
-                }
-                None => continue, // its store step failed; the error is reported
-            };
-            to_send.push(queued);
-            keys.push(p.new.key);
-        }
-        // Each batch is marked while the next one is sent: what is queued says so at once, so a
-        // delivery cut short by its deadline leaves its progress for the retry to build on.
-        let mut sent_before: &[&str] = &[];
-        let mut failed = None;
-        for (chunk, chunk_keys) in to_send.chunks(MAX_BATCH).zip(keys.chunks(MAX_BATCH)) {
-            let (sent, unmarked) =
-                futures::join!(self.send_in_order(chunk, attempt), self.mark_queued(sent_before, attempt));
-            report.unmarked += unmarked;
-            if let Err(e) = sent {
-                failed = Some(e);
-                sent_before = &[];
-                break;
+                Some(Next::Wait { lease_until_ms, received_at }) => others.push((p, *lease_until_ms, *received_at)),
+                Some(Next::Done) => report.duplicates += 1,
+                None => {} // its store step failed; the error is reported
             }
-            sent_before = chunk_keys;
         }
-        report.unmarked += self.mark_queued(sent_before, attempt).await;
-        if let Some(e) = failed {
-            return Err(e);
+        report.stored += own.len() - report.requeued;
+        report.unmarked += self.send_and_mark(&own, attempt).await?;
+
+        let waits: Vec<_> = others.iter().map(|(p, lease, _)| self.wait_for(p.new.key, *lease, attempt)).collect();
+        let mut orphans = Vec::new();
+        for ((p, _, received_at), queued) in others.iter().zip(futures::future::join_all(waits).await) {
+            if queued? {
+                report.duplicates += 1;
+            } else {
+                orphans.push((taken_over(p, *received_at), p.new.key));
+            }
         }
+        report.requeued += orphans.len();
+        report.unmarked += self.send_and_mark(&orphans, attempt).await?;
         if report.unmarked > 0 {
             tracing::warn!(
                 unmarked = report.unmarked,
                 "messages queued but not marked; a later delivery sends them again"
             );
         }
-        let was_new = to_send.len() - taken_over;
-        report.stored += was_new;
-        report.requeued += taken_over;
         Ok(report)
+    }
+
+    /// Sends jobs in order, in batches, each batch marked queued while the next one is sent:
+    /// what is queued says so at once, so a delivery cut short by its deadline leaves its
+    /// progress for the retry to build on. Returns how many could not be marked.
+    async fn send_and_mark(&self, jobs: &[(Queued, &str)], attempt: &Attempt) -> Result<usize, IngestError> {
+        let mut unmarked = 0;
+        let mut sent_before: Vec<&str> = Vec::new();
+        for chunk in jobs.chunks(MAX_BATCH) {
+            let queued: Vec<Queued> = chunk.iter().map(|(q, _)| q.clone()).collect();
+            let (sent, not_marked) =
+                futures::join!(self.send_in_order(&queued, attempt), self.mark_queued(&sent_before, attempt));
+            unmarked += not_marked;
+            sent?;
+            sent_before = chunk.iter().map(|(_, key)| *key).collect();
+        }
+        Ok(unmarked + self.mark_queued(&sent_before, attempt).await)
     }
 
     /// Marks messages queued; returns how many could not be marked (they are queued all the
@@ -518,6 +513,14 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         }
         Ok(report)
     }
+}
+
+/// The job of a message taken over from an attempt that is over: it keeps the receive time it
+/// was stored with.
+fn taken_over(p: &Prepared<'_>, received_at: i64) -> Queued {
+    let mut queued = p.queued.clone();
+    queued.job.received_at = received_at;
+    queued
 }
 
 /// Runs futures, at most `CONCURRENCY` at a time, in any order.
@@ -657,6 +660,27 @@ mod tests {
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!((report.duplicates, report.requeued), (1, 0));
         assert!(i.queue.sent().is_empty());
+    }
+
+    /// Two deliveries of one notification, each of which stored one of its messages, must not
+    /// wait for each other: each sends its own first.
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_sends_what_it_stored_before_waiting_for_what_another_delivery_stored() {
+        let i = Arc::new(ingest());
+        stored_by_another_attempt(&i, "wamid.2", START_MS + 5_000).await;
+        let delivery = {
+            let i = i.clone();
+            tokio::spawn(async move {
+                i.tenant_updates(&tenant(), vec![message("wamid.1", 1), message("wamid.2", 2)], vec![]).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"], "its own message is queued while it waits");
+        // The other delivery queues its message.
+        i.log.mark_queued("acme#MSG#meta#wamid.2").await.unwrap();
+        let report = delivery.await.unwrap().unwrap();
+        assert_eq!((report.stored, report.duplicates, report.requeued), (1, 1, 0));
+        assert!(i.clock.now_ms() < START_MS + 5_000, "it did not wait out the other's lease");
     }
 
     #[tokio::test(start_paused = true)]
