@@ -70,7 +70,13 @@ impl E164 {
         let digits = s.strip_prefix('+').unwrap_or(s);
         let ok =
             (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
-        if ok { Ok(Self(format!("+{digits}"))) } else { Err(InvalidId::Phone) }
+        if !ok {
+            return Err(InvalidId::Phone);
+        }
+        let mut e164 = String::with_capacity(digits.len() + 1);
+        e164.push('+');
+        e164.push_str(digits);
+        Ok(Self(e164))
     }
 
     pub fn as_str(&self) -> &str {

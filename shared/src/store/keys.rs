@@ -199,9 +199,12 @@ pub fn shopify_route(shop_domain: &str) -> String {
     concat(&["shopify#", &shop_domain.to_ascii_lowercase()])
 }
 
+/// `value` in decimal, zero-padded to `width` (sort keys compare as text).
 fn push_padded(out: &mut String, value: i64, width: usize) {
-    use std::fmt::Write;
-    let _ = write!(out, "{:0width$}", value.max(0), width = width);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(value.max(0));
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
 }
 
 #[cfg(test)]

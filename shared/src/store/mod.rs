@@ -57,6 +57,11 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// A number attribute without going through the formatting machinery (ingest's hot path).
+pub(crate) fn int(v: i64) -> AttributeValue {
+    AttributeValue::N(itoa::Buffer::new().format(v).to_owned())
+}
+
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }

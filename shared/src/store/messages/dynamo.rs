@@ -20,7 +20,7 @@ use crate::domain::{
     StatusUpdate, TenantId,
 };
 use crate::privacy::Expiry;
-use crate::store::{Item, StoreError, condition_failed, get_n, get_s, keys, n, s};
+use crate::store::{Item, StoreError, condition_failed, get_n, get_s, int, keys, n, s};
 
 /// Index names (template.yaml).
 pub const CONVERSATION_INDEX: &str = "conversation";
@@ -55,9 +55,9 @@ pub fn inbound_item(new: &NewInbound<'_>) -> Result<Item, StoreError> {
     item.insert("content".into(), content_value(&m.content)?);
     item.insert("stage".into(), s(Stage::Received.as_str()));
     item.insert("attempt".into(), s(new.attempt));
-    item.insert("lease_until".into(), n(new.lease_until_ms));
-    item.insert("received_at".into(), n(new.received_at));
-    item.insert("expires_at".into(), n(new.expiry.ttl));
+    item.insert("lease_until".into(), int(new.lease_until_ms));
+    item.insert("received_at".into(), int(new.received_at));
+    item.insert("expires_at".into(), int(new.expiry.ttl));
     if let Some(name) = &m.profile_name {
         item.insert("profile_name".into(), s(name.as_str()));
     }
