@@ -168,6 +168,9 @@ where
         })
         .collect();
     assert_eq!(order, ["wamid.c1", "out-1", "wamid.c2"]);
+    // Whole messages, as stored (what the conversation index projects is enough to show them).
+    assert_eq!(recent[0], ConversationEntry::Inbound(m.clone()));
+    assert_eq!(recent[1], ConversationEntry::Outbound(recorded.clone()));
     assert_eq!(log.recent(tenant, &jana, 2).await.unwrap().len(), 2);
     let last_two = log.recent(tenant, &jana, 2).await.unwrap();
     assert!(
