@@ -46,9 +46,11 @@ test: lint ## lint, then every test in the workspace (unit and end-to-end)
 bench: ## Benchmark the ingest path
 	cargo bench -p concierge --bench ingest
 
-release: ## Build webhook-ingest for release and print its size
-	cargo build --release -p webhook-ingest
-	@printf 'webhook-ingest: %s bytes\n' "$$(wc -c < $(TARGET_DIR)/release/webhook-ingest | tr -d ' ')"
+FUNCTIONS := webhook-ingest inbound-sweeper
+
+release: ## Build every function for release and print the binary sizes
+	cargo build --release $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do printf '%s: %s bytes\n' "$$f" "$$(wc -c < $(TARGET_DIR)/release/$$f | tr -d ' ')"; done
 
 clean-local: ## Delete local stack state (.local)
 	rm -rf .local

@@ -95,3 +95,23 @@ async fn a_message_stored_by_an_attempt_that_died_before_queueing_is_queued_by_t
     let due: i64 = s(&t.message(&key).await.unwrap(), "pend_sk").parse().unwrap();
     assert_eq!(due, received_ms / 1000 * 1000 + SWEEP_AFTER_MS);
 }
+
+#[tokio::test]
+async fn each_webhooks_log_line_counts_its_own_requests_only() {
+    let t = TestStack::spawn().await;
+    let message = |id: &str| notification(&[(NUMBER_A, vec![text_message("4915112345678", id, 1, "hi")], vec![])]);
+    assert_eq!(t.post_meta(&message("wamid.warm")).await.status, 200);
+    let logs = LogCapture::start();
+    // Two webhooks at once, each with one new message (3 requests each).
+    let (first, second) = (message("wamid.a"), message("wamid.b"));
+    let (a, b) = futures::join!(t.post_meta(&first), t.post_meta(&second));
+    assert_eq!((a.status, b.status), (200, 200));
+    let counts: Vec<u64> = logs
+        .text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["message"] == "webhook handled")
+        .map(|line| line["aws_requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [3, 3], "not the sum of both");
+}

@@ -336,20 +336,31 @@ pub fn notification(changes: &[(&str, Vec<Value>, Vec<Value>)]) -> Vec<u8> {
 }
 
 /// Captures this thread's log output (JSON lines), filtered as production filters it, at the
-/// most verbose level (so what production could ever log is what is checked).
+/// most verbose level it allows (so what production could ever log is what is checked).
+///
+/// One subscriber serves the whole test binary and writes each line to the capture of the thread
+/// that logged it: per-thread subscribers would race on tracing's global interest cache when
+/// tests run in parallel and lose lines. Each test runs on its own thread, with a current-thread
+/// runtime, so its tasks log on its thread.
 pub struct LogCapture {
     buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
 }
 
 impl LogCapture {
     pub fn start() -> Self {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = concierge::telemetry::subscriber(tracing_subscriber::filter::LevelFilter::TRACE, move || {
-            CaptureWriter(writer.clone())
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        INSTALLED.get_or_init(|| {
+            let subscriber =
+                concierge::telemetry::subscriber(tracing_subscriber::filter::LevelFilter::TRACE, || CaptureWriter);
+            tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of the tests");
         });
-        Self { buffer, _guard: tracing::subscriber::set_default(subscriber) }
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buffer.clone()));
+        Self { buffer }
     }
 
     pub fn text(&self) -> String {
@@ -365,11 +376,22 @@ impl LogCapture {
     }
 }
 
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Writes to the capture of the current thread, if any.
+struct CaptureWriter;
 
 impl std::io::Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(buffer) = c.borrow().as_ref() {
+                buffer.lock().expect("log buffer").extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 

@@ -27,13 +27,20 @@ pub struct ContactState {
 }
 
 /// A message from the contact arrived (the reply worker records it once per answer).
-#[derive(Debug, Clone, Copy)]
+/// `Debug` shows no personal data.
+#[derive(Clone, Copy)]
 pub struct InboundActivity<'a> {
     pub contact: &'a ContactId,
     pub channel: Channel,
     pub profile_name: Option<&'a str>,
     /// Unix seconds.
     pub at: i64,
+}
+
+impl std::fmt::Debug for InboundActivity<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundActivity").field("channel", &self.channel).field("at", &self.at).finish_non_exhaustive()
+    }
 }
 
 /// What became of a booking.
@@ -141,4 +148,17 @@ pub trait AppointmentStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Appointment>, StoreError>> + Send;
     /// Slots taken on one tenant-local date.
     fn taken_slots(&self, tenant: &TenantId, date: &str) -> impl Future<Output = Result<Vec<Slot>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_an_activity_holds_no_personal_data() {
+        let contact = ContactId::parse_key("+4915112345678").unwrap();
+        let a = InboundActivity { contact: &contact, channel: Channel::Meta, profile_name: Some("Jana Novak"), at: 1 };
+        let printed = format!("{a:?}");
+        assert!(!printed.contains("4915112345678") && !printed.contains("Jana"), "{printed}");
+    }
 }

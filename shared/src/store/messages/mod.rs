@@ -19,8 +19,8 @@ use crate::store::StoreError;
 pub use dynamo::DynamoMessageLog;
 pub use memory::MemoryMessageLog;
 
-/// What ingest stores for one inbound message.
-#[derive(Debug, Clone, Copy)]
+/// What ingest stores for one inbound message. `Debug` shows no personal data.
+#[derive(Clone, Copy)]
 pub struct NewInbound<'a> {
     pub tenant: &'a TenantId,
     pub message: &'a InboundMessage,
@@ -37,6 +37,17 @@ pub struct NewInbound<'a> {
     pub lease_until_ms: i64,
     /// When the sweeper should first look at it, if it is still unanswered then (unix ms).
     pub sweep_at_ms: i64,
+}
+
+impl std::fmt::Debug for NewInbound<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewInbound")
+            .field("message", self.message)
+            .field("received_at", &self.received_at)
+            .field("attempt", &self.attempt)
+            .field("lease_until_ms", &self.lease_until_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the stored copy of an inbound message says about its progress.
@@ -79,8 +90,8 @@ pub enum ConversationEntry {
     Outbound(OutboundMessage),
 }
 
-/// An inbound message waiting for an answer longer than it should.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An inbound message waiting for an answer longer than it should. `Debug` hides the contact.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PendingInbound {
     pub key: String,
     pub channel: Channel,
@@ -89,6 +100,16 @@ pub struct PendingInbound {
     pub received_at: i64,
     /// How often the sweeper queued it again already.
     pub requeues: u32,
+}
+
+impl std::fmt::Debug for PendingInbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingInbound")
+            .field("key", &self.key)
+            .field("received_at", &self.received_at)
+            .field("requeues", &self.requeues)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the provider said about a message we sent, under its id.
@@ -202,4 +223,57 @@ pub trait PendingLog: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Gives up on a message (it stays stored, leaves the pending index, and says when).
     fn abandon(&self, key: &str, at_ms: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Content, RecordId};
+    use crate::privacy::retention::{Category, RetentionDays};
+
+    #[test]
+    fn debug_output_of_what_the_store_is_given_holds_no_personal_data() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let message = InboundMessage {
+            channel: Channel::Meta,
+            id: ProviderMessageId::parse("wamid.1").unwrap(),
+            contact: ContactId::parse_key("+4915112345678").unwrap(),
+            profile_name: Some("Jana Novak".into()),
+            sent_at: 1,
+            reply_to: None,
+            content: Content::Text { body: "jana@example.com".into() },
+        };
+        let expiry = Expiry::new(&tenant, Category::Messages, 1, &RetentionDays::default());
+        let new = NewInbound {
+            tenant: &tenant,
+            message: &message,
+            key: "acme#MSG#meta#wamid.1",
+            contact: "+4915112345678",
+            received_at: 1,
+            expiry: &expiry,
+            attempt: "a",
+            lease_until_ms: 2,
+            sweep_at_ms: 3,
+        };
+        let pending = PendingInbound {
+            key: "k".into(),
+            channel: Channel::Meta,
+            contact: "+4915112345678".into(),
+            received_at: 1,
+            requeues: 0,
+        };
+        let outbound = OutboundMessage {
+            id: RecordId::parse("o").unwrap(),
+            channel: Channel::Meta,
+            contact: message.contact.clone(),
+            created_at: 1,
+            content: Content::Text { body: "call +4915112345678".into() },
+            in_reply_to: None,
+            provider_id: None,
+        };
+        let printed = format!("{new:?} {pending:?} {outbound:?}");
+        for personal in ["4915112345678", "Jana", "jana@example.com"] {
+            assert!(!printed.contains(personal), "{printed}");
+        }
+    }
 }
