@@ -154,8 +154,12 @@ impl<C: TenantCatalog, L: PendingLog, Q: InboundQueue> Sweeper<C, L, Q> {
                 return Err(QueueError(format!("{} jobs not accepted", failed.len())).into());
             }
         }
-        for p in &requeue {
-            if self.log.reschedule(&p.key, next_due_ms(now_ms, p.requeues + 1), p.requeues + 1).await? {
+        let reschedules: Vec<_> = requeue
+            .iter()
+            .map(|p| self.log.reschedule(&p.key, next_due_ms(now_ms, p.requeues + 1), p.requeues + 1))
+            .collect();
+        for still_pending in futures::future::join_all(reschedules).await {
+            if still_pending? {
                 report.requeued += 1;
             } else {
                 report.answered_meanwhile += 1;

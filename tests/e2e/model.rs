@@ -8,7 +8,7 @@ use concierge::store::audit::DynamoAuditLog;
 use concierge::store::conformance;
 use concierge::store::contacts::DynamoContacts;
 use concierge::store::messages::DynamoMessageLog;
-use concierge::tenants::{DynamoTenantDirectory, TenantCatalog};
+use concierge::tenants::{DynamoTenantCatalog, TenantCatalog};
 use concierge_e2e::*;
 
 #[tokio::test]
@@ -35,10 +35,8 @@ async fn the_audit_table_behaves_like_its_port_says() {
 #[tokio::test]
 async fn tenants_are_listed_with_a_query_on_their_index() {
     let t = TestStack::spawn().await;
-    let master_key = t.stack.master_key.clone();
-    let directory =
-        DynamoTenantDirectory::new(t.dynamodb.clone(), t.table("TenantsTable"), t.table("RoutesTable"), master_key);
-    let mut ids: Vec<String> = directory.tenant_ids().await.unwrap().iter().map(ToString::to_string).collect();
+    let catalog = DynamoTenantCatalog::new(t.dynamodb.clone(), t.table("TenantsTable"));
+    let mut ids: Vec<String> = catalog.tenant_ids().await.unwrap().iter().map(ToString::to_string).collect();
     ids.sort();
     assert_eq!(ids, [TENANT_A, TENANT_B]);
     // Knowledge documents share the table but not the index.

@@ -5,17 +5,16 @@
 use std::sync::Arc;
 
 use concierge::config::{CONTACT_HASH_KEY, PlatformSecrets};
-use concierge::crypto::MasterKey;
 use concierge::function::{self, BoxFuture, Error, Event, Function, FunctionEntry, Setup};
 use concierge::privacy::Pseudonymizer;
 use concierge::queue::SqsInboundQueue;
 use concierge::store::messages::DynamoMessageLog;
 use concierge::sweeper::{self, Sweeper};
-use concierge::tenants::DynamoTenantDirectory;
+use concierge::tenants::DynamoTenantCatalog;
 use lambda_runtime::Context;
 use serde_json::Value;
 
-pub type App = Sweeper<DynamoTenantDirectory, DynamoMessageLog, SqsInboundQueue>;
+pub type App = Sweeper<DynamoTenantCatalog, DynamoMessageLog, SqsInboundQueue>;
 
 /// How the template names this function's binary, and its composition root.
 pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "inbound-sweeper", build: |setup| Box::pin(build(setup)) };
@@ -25,15 +24,8 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
     let env = &setup.env;
     let secrets = PlatformSecrets::load(env, &setup.aws.secrets, &[CONTACT_HASH_KEY]).await?;
     let dynamodb = setup.aws.dynamodb.clone();
-    // The directory lists tenants only; it never opens a sealed token here.
-    let master_key = MasterKey::kms(setup.aws.kms.clone(), "unused");
     let app: App = Sweeper {
-        catalog: DynamoTenantDirectory::new(
-            dynamodb.clone(),
-            env.required("TENANTS_TABLE")?,
-            String::new(),
-            master_key,
-        ),
+        catalog: DynamoTenantCatalog::new(dynamodb.clone(), env.required("TENANTS_TABLE")?),
         log: DynamoMessageLog::new(dynamodb, env.required("MESSAGES_TABLE")?),
         queue: SqsInboundQueue::new(setup.aws.sqs.clone(), env.required("INBOUND_QUEUE_URL")?),
         pseudonyms: Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes()),

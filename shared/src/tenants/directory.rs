@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 
 use super::cache::TtlCache;
-use super::records::{self, RouteItem, TENANTS_INDEX, TwilioChannel};
+use super::catalog::{DynamoTenantCatalog, TenantCatalog};
+use super::records::{self, RouteItem, TwilioChannel};
 use super::settings::TenantSettings;
 use crate::crypto::{MasterKey, Sealed};
 use crate::domain::TenantId;
 use crate::privacy::RetentionDays;
-use crate::store::{StoreError, get_s, keys, s};
+use crate::store::{StoreError, keys, s};
 
 /// A tenant as the functions see it.
 #[derive(Debug, Clone)]
@@ -68,11 +69,6 @@ pub trait TenantDirectory: Send + Sync {
     ) -> impl Future<Output = Result<Option<Arc<TwilioCredentials>>, StoreError>> + Send;
 }
 
-/// The port of platform jobs: every tenant, listed with a Query.
-pub trait TenantCatalog: Send + Sync {
-    fn tenant_ids(&self) -> impl Future<Output = Result<Vec<TenantId>, StoreError>> + Send;
-}
-
 /// Known answers are kept for a minute, routes and profiles alike, so a number moved to another
 /// tenant is followed within that; unknown numbers for 30 s in a cache of their own, so made-up
 /// numbers can neither cost a lookup each nor push real tenants out.
@@ -90,6 +86,7 @@ pub struct DynamoTenantDirectory {
     tenants_table: String,
     routes_table: String,
     master_key: MasterKey,
+    catalog: DynamoTenantCatalog,
     routes: TtlCache<String, TenantId>,
     tenants: TtlCache<TenantId, Arc<Tenant>>,
     unknown_routes: TtlCache<String, ()>,
@@ -101,6 +98,7 @@ pub struct DynamoTenantDirectory {
 impl DynamoTenantDirectory {
     pub fn new(client: Client, tenants_table: String, routes_table: String, master_key: MasterKey) -> Self {
         Self {
+            catalog: DynamoTenantCatalog::new(client.clone(), tenants_table.clone()),
             client,
             tenants_table,
             routes_table,
@@ -152,29 +150,10 @@ impl DynamoTenantDirectory {
             Some(age) => age > LIST_MISS_REFRESH,
         };
         if refresh {
-            let ids: HashSet<TenantId> = self.tenant_ids().await?.into_iter().collect();
+            let ids: HashSet<TenantId> = self.catalog.tenant_ids().await?.into_iter().collect();
             *known = Some((Instant::now(), Arc::new(ids)));
         }
         Ok(known.as_ref().is_some_and(|(_, ids)| ids.contains(id)))
-    }
-}
-
-impl TenantCatalog for DynamoTenantDirectory {
-    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
-        let items = self
-            .client
-            .query()
-            .table_name(&self.tenants_table)
-            .index_name(TENANTS_INDEX)
-            .key_condition_expression("list_pk = :all")
-            .expression_attribute_values(":all", s(keys::TENANT_LIST_PK))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| StoreError::aws("Query tenants", e))?;
-        Ok(items.iter().filter_map(|i| TenantId::parse(get_s(i, "list_sk")?).ok()).collect())
     }
 }
 

@@ -92,11 +92,15 @@ fn state_of(item: &Item) -> InboundState {
     }
 }
 
+/// The contact key (`ContactId::key`) in an item's conversation partition key.
+fn contact_key(item: &Item) -> Option<&str> {
+    Some(get_s(item, "gsi1pk")?.split_once("#CONV#")?.1)
+}
+
 /// `(contact, sent_at)` from the conversation keys of an item.
 fn conversation_keys(item: &Item) -> Option<(ContactId, i64)> {
-    let contact = get_s(item, "gsi1pk")?.split_once("#CONV#")?.1;
     let sent_at = get_s(item, "gsi1sk")?.get(..11)?.parse().ok()?;
-    Some((ContactId::parse_key(contact).ok()?, sent_at))
+    Some((ContactId::parse_key(contact_key(item)?).ok()?, sent_at))
 }
 
 fn inbound_of(item: &Item) -> Result<(TenantId, InboundMessage), StoreError> {
@@ -465,9 +469,8 @@ impl PendingLog for DynamoMessageLog {
                 let key = get_s(item, "pk").unwrap_or_default();
                 let (_, channel, _) =
                     keys::parse_message_key(key).ok_or_else(|| StoreError::Corrupt("pending message key".into()))?;
-                let contact = get_s(item, "gsi1pk")
-                    .and_then(|c| c.split_once("#CONV#"))
-                    .map(|(_, c)| c.to_owned())
+                let contact = contact_key(item)
+                    .map(str::to_owned)
                     .ok_or_else(|| StoreError::Corrupt("pending message without its contact".into()))?;
                 Ok(PendingInbound {
                     key: key.to_owned(),
