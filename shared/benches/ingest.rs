@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
             if group.0 != contact {
                 group = (contact.clone(), message_group(&tenant.id, &pseudonyms.contact_key(&tenant.id, &contact)));
             }
-            let key = keys::message_key(&tenant.id, m.channel, m.id.as_str());
+            let key = keys::message_key(&tenant.id, m.channel, &pseudonyms.message_ref(m.channel, m.id.as_str()));
             let prepared = prepare(&tenant, m, &key, &contact, &group.1, attempt);
             black_box(inbound_item(&prepared.new).unwrap());
             black_box(serde_json::to_string(&prepared.queued.job).unwrap());

@@ -290,7 +290,10 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
             .map(|c| {
                 c.messages
                     .iter()
-                    .map(|m| (keys::message_key(&tenant.id, m.channel, m.id.as_str()), m.contact.key()))
+                    .map(|m| {
+                        let message_ref = self.pseudonyms.message_ref(m.channel, m.id.as_str());
+                        (keys::message_key(&tenant.id, m.channel, &message_ref), m.contact.key())
+                    })
                     .collect()
             })
             .collect();
@@ -601,6 +604,15 @@ mod tests {
         }
     }
 
+    /// The key a message of tenant `acme` is stored under (with the test hash key).
+    fn key(id: &str) -> String {
+        keys::message_key(
+            &TenantId::parse("acme").unwrap(),
+            Channel::Meta,
+            &Pseudonymizer::new(b"k").message_ref(Channel::Meta, id),
+        )
+    }
+
     fn keys_sent(i: &Ingest<NoDirectory, MemoryMessageLog, MemoryQueue>) -> Vec<String> {
         i.queue.sent().into_iter().map(|q| q.job.message_key).collect()
     }
@@ -613,7 +625,7 @@ mod tests {
     ) {
         let t = tenant();
         let m = message(id, 1);
-        let key = keys::message_key(&t.id, Channel::Meta, id);
+        let key = key(id);
         let attempt = Attempt { id: "other".into(), lease_until_ms, ..Attempt::new(&t, &*i.clock) };
         let p = prepare(&t, &m, &key, "+4915112345678", "g", &attempt);
         assert_eq!(i.log.record_inbound(&p.new).await.unwrap(), Recorded::New);
@@ -624,8 +636,8 @@ mod tests {
         let i = ingest();
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.stored, 1);
-        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"]);
-        let state = i.log.inbound_state("acme#MSG#meta#wamid.1").await.unwrap().unwrap();
+        assert_eq!(keys_sent(&i), [key("wamid.1")]);
+        let state = i.log.inbound_state(&key("wamid.1")).await.unwrap().unwrap();
         assert_eq!(state.stage, Stage::Queued);
 
         let again = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
@@ -642,9 +654,9 @@ mod tests {
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         // THEN it is not answered as done: it waits out the lease, then queues the message itself
         assert_eq!((report.requeued, report.duplicates), (1, 0));
-        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"]);
+        assert_eq!(keys_sent(&i), [key("wamid.1")]);
         assert!(i.clock.now_ms() > START_MS + 3_000 + CLOCK_SKEW_MS, "it waited for the lease");
-        assert_eq!(i.log.inbound_state("acme#MSG#meta#wamid.1").await.unwrap().unwrap().stage, Stage::Queued);
+        assert_eq!(i.log.inbound_state(&key("wamid.1")).await.unwrap().unwrap().stage, Stage::Queued);
     }
 
     #[tokio::test(start_paused = true)]
@@ -655,7 +667,7 @@ mod tests {
         // The other attempt marks it queued a second later.
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            other.log.mark_queued("acme#MSG#meta#wamid.1").await.unwrap();
+            other.log.mark_queued(&key("wamid.1")).await.unwrap();
         });
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!((report.duplicates, report.requeued), (1, 0));
@@ -675,9 +687,9 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"], "its own message is queued while it waits");
+        assert_eq!(keys_sent(&i), [key("wamid.1")], "its own message is queued while it waits");
         // The other delivery queues its message.
-        i.log.mark_queued("acme#MSG#meta#wamid.2").await.unwrap();
+        i.log.mark_queued(&key("wamid.2")).await.unwrap();
         let report = delivery.await.unwrap().unwrap();
         assert_eq!((report.stored, report.duplicates, report.requeued), (1, 1, 0));
         assert!(i.clock.now_ms() < START_MS + 5_000, "it did not wait out the other's lease");
@@ -689,7 +701,7 @@ mod tests {
         stored_by_another_attempt(&i, "wamid.1", START_MS - 60_000).await;
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.requeued, 1);
-        assert_eq!(keys_sent(&i), ["acme#MSG#meta#wamid.1"]);
+        assert_eq!(keys_sent(&i), [key("wamid.1")]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -698,7 +710,7 @@ mod tests {
         i.queue.fail_next(usize::MAX);
         let result = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await;
         assert!(matches!(result, Err(IngestError::Queue(_))));
-        let state: InboundState = i.log.inbound_state("acme#MSG#meta#wamid.1").await.unwrap().unwrap();
+        let state: InboundState = i.log.inbound_state(&key("wamid.1")).await.unwrap().unwrap();
         assert_eq!(state.stage, Stage::Received, "never marked queued without a send");
         // It kept trying until the attempt's deadline, not just once.
         assert!(i.queue.calls() > 3, "{} calls", i.queue.calls());
@@ -807,7 +819,7 @@ mod tests {
         let first = started.elapsed();
         assert_eq!(report.stored, 1000);
         let sent: Vec<String> = i.queue.0.sent().into_iter().map(|q| q.job.message_key).collect();
-        let expected: Vec<String> = (0..1000).map(|n| format!("acme#MSG#meta#wamid.{n:04}")).collect();
+        let expected: Vec<String> = (0..1000).map(|n| key(&format!("wamid.{n:04}"))).collect();
         assert_eq!(sent, expected);
         // 63 rounds of 16 puts, 100 sends one after the other, 63 rounds of marks: about 2.3 s.
         assert!(first < Duration::from_secs(3), "{first:?}");
@@ -827,7 +839,7 @@ mod tests {
         let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
         assert_eq!(report.stored, 25);
         let sent = keys_sent(&i);
-        let expected: Vec<String> = (0..25).map(|n| format!("acme#MSG#meta#wamid.{n:02}")).collect();
+        let expected: Vec<String> = (0..25).map(|n| key(&format!("wamid.{n:02}"))).collect();
         assert_eq!(sent, expected);
         assert_eq!(i.queue.calls(), 3, "25 messages in batches of 10");
     }

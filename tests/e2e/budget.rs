@@ -6,7 +6,6 @@ use concierge::domain::{Channel, ContactId, Content, InboundMessage, ProviderMes
 use concierge::ingest::{Attempt, SWEEP_AFTER_MS, prepare};
 use concierge::privacy::Pseudonymizer;
 use concierge::queue::message_group;
-use concierge::store::keys;
 use concierge::store::messages::{DynamoMessageLog, InboundLog};
 use concierge::tenants::Tenant;
 use concierge_e2e::*;
@@ -71,10 +70,10 @@ async fn a_message_stored_by_an_attempt_that_died_before_queueing_is_queued_by_t
     };
     let received_ms = concierge::clock::Clock::now_ms(&concierge::clock::SystemClock) - 120_000;
     let attempt = Attempt::new(&tenant, &ManualClock::at(received_ms));
-    let key = keys::message_key(&tenant.id, Channel::Meta, "wamid.stranded");
+    let key = message_key(TENANT_A, "meta", "wamid.stranded");
     let contact = message.contact.key();
     let prepared = prepare(&tenant, &message, &key, &contact, "unused", &attempt);
-    let log = DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"));
+    let log = DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"), pseudonyms());
     log.record_inbound(&prepared.new).await.unwrap();
     assert!(t.queued().await.is_empty());
 

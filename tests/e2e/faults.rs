@@ -23,7 +23,7 @@ async fn a_retry_while_the_queue_fails_is_not_acknowledged_before_the_message_is
     let (t, proxy) = stack_behind_proxy().await;
     proxy.inject("SendMessageBatch", Fault::Fail);
     let body = notification(&[(NUMBER_A, vec![text_message(CONTACT, "wamid.sqs-down", 2, "hi")], vec![])]);
-    let key = "acme-dental#MSG#meta#wamid.sqs-down";
+    let key = &message_key("acme-dental", "meta", "wamid.sqs-down");
 
     // The first delivery stores the message and keeps trying to queue it …
     let (first, retry) = futures::join!(t.post_meta(&body), async {
@@ -67,7 +67,7 @@ async fn a_hung_connection_is_abandoned_and_retried_within_the_invocation() {
     proxy.inject_times("PutItem", Fault::Hang, 1);
     let body = notification(&[(NUMBER_A, vec![text_message(CONTACT, "wamid.hung", 2, "hi")], vec![])]);
     assert_eq!(t.post_meta(&body).await.status, 200);
-    assert_eq!(s(&t.message("acme-dental#MSG#meta#wamid.hung").await.unwrap(), "stage"), "queued");
+    assert_eq!(s(&t.message(&message_key("acme-dental", "meta", "wamid.hung")).await.unwrap(), "stage"), "queued");
 }
 
 #[tokio::test]
@@ -161,7 +161,8 @@ async fn a_thousand_updates_from_one_contact_are_queued_once_each_in_order_and_r
     assert_eq!(deliveries.last().unwrap().0, 200, "{deliveries:?}");
     let mut seen = std::collections::HashSet::new();
     let first_seen: Vec<&String> = drained.iter().filter(|k| seen.insert(*k)).collect();
-    let expected: Vec<String> = (0..1000).map(|i| format!("acme-dental#MSG#meta#wamid.k{i:04}")).collect();
+    let expected: Vec<String> =
+        (0..1000).map(|i| message_key("acme-dental", "meta", &format!("wamid.k{i:04}"))).collect();
     assert!(first_seen.iter().copied().eq(expected.iter()), "every message queued, in send order");
     // A delivery cut short can leave its last two batches sent but not marked; the next one sends them
     // again, which SQS drops (it deduplicates for 5 minutes; the emulator only while a message
@@ -186,8 +187,8 @@ async fn a_text_the_strict_parser_refuses_is_stored_as_well_as_it_can_be_read() 
     let t = TestStack::spawn().await;
     let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"100000000000001"},"contacts":[{"profile":{"name":"Jana"},"wa_id":"4915112345678"}],"messages":[{"from":"4915112345678","id":"wamid.surrogate","timestamp":"1767225600","type":"text","text":{"body":"caf\ud800e"}}]}}]}]}"#;
     assert_eq!(t.post_meta(body).await.status, 200);
-    let item = t.message("acme-dental#MSG#meta#wamid.surrogate").await.expect("stored, not dropped");
+    let item = t.message(&message_key("acme-dental", "meta", "wamid.surrogate")).await.expect("stored, not dropped");
     let content = item["content"].as_m().unwrap();
     assert_eq!(s(content, "body"), "caf\u{FFFD}e");
-    assert_eq!(t.queued_keys().await, ["acme-dental#MSG#meta#wamid.surrogate"]);
+    assert_eq!(t.queued_keys().await, [message_key("acme-dental", "meta", "wamid.surrogate")]);
 }

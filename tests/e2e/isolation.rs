@@ -10,12 +10,12 @@ async fn a_message_to_tenant_a_s_number_is_stored_under_a_and_never_under_b() {
     ]);
     assert_eq!(t.post_meta(&body).await.status, 200);
 
-    let a = t.message("acme-dental#MSG#meta#wamid.iso-a").await.expect("A's message under A");
+    let a = t.message(&message_key("acme-dental", "meta", "wamid.iso-a")).await.expect("A's message under A");
     assert_eq!(s(&a, "gsi1pk"), "acme-dental#CONV#+4915112345678");
-    let b = t.message("bella-salon#MSG#meta#wamid.iso-b").await.expect("B's message under B");
+    let b = t.message(&message_key("bella-salon", "meta", "wamid.iso-b")).await.expect("B's message under B");
     assert_eq!(s(&b, "gsi1pk"), "bella-salon#CONV#+4915112345678");
-    assert!(t.message("bella-salon#MSG#meta#wamid.iso-a").await.is_none());
-    assert!(t.message("acme-dental#MSG#meta#wamid.iso-b").await.is_none());
+    assert!(t.message(&message_key("bella-salon", "meta", "wamid.iso-a")).await.is_none());
+    assert!(t.message(&message_key("acme-dental", "meta", "wamid.iso-b")).await.is_none());
     for item in t.messages().await {
         let pk = s(&item, "pk");
         let tenant = pk.split('#').next().unwrap();

@@ -10,7 +10,10 @@ const NAME: &str = "Customer Name";
 const TWILIO_NAME: &str = "Samira Quist";
 const EMAIL: &str = "jana.novak@example.com";
 const TEXT: &str = "my card is 4111 1111 1111 1111";
-const PERSONAL: [&str; 7] = [PHONE, TWILIO_PHONE, NAME, TWILIO_NAME, EMAIL, "4111 1111", "jana.novak"];
+/// A Meta message id as Meta makes them: base64 over the sender's phone number.
+const WAMID: &str = "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBEMjc3RTY3QjVGQkYwNjFBAA==";
+const PHONE_IN_BASE64: &str = "NDkxNTExMjM0NTY3OB";
+const PERSONAL: [&str; 8] = [PHONE, TWILIO_PHONE, NAME, TWILIO_NAME, EMAIL, "4111 1111", "jana.novak", PHONE_IN_BASE64];
 
 fn meta_body(id: &str) -> Vec<u8> {
     notification(&[(NUMBER_A, vec![text_message(PHONE, id, 1, &format!("{TEXT}, write to {EMAIL}"))], vec![])])
@@ -34,8 +37,8 @@ async fn webhook_ingest_logs_no_personal_data_when_it_succeeds_or_fails() {
     let logs = LogCapture::start();
 
     // Success: new, duplicate, statuses, Twilio.
-    assert_eq!(t.post_meta(&meta_body("wamid.l1")).await.status, 200);
-    assert_eq!(t.post_meta(&meta_body("wamid.l1")).await.status, 200);
+    assert_eq!(t.post_meta(&meta_body(WAMID)).await.status, 200);
+    assert_eq!(t.post_meta(&meta_body(WAMID)).await.status, 200);
     let failed = serde_json::json!({"id": "wamid.o", "status": "failed", "timestamp": "2", "recipient_id": PHONE, "errors": [{"code": 131047}]});
     assert_eq!(t.post_meta(&notification(&[(NUMBER_A, vec![], vec![failed])])).await.status, 200);
     assert_eq!(t.post_twilio(TENANT_A, false, &twilio_params("SMl1"), TWILIO_TOKEN_A).await.status, 200);
@@ -84,4 +87,23 @@ async fn the_inbound_sweeper_logs_no_personal_data_when_it_succeeds_or_fails() {
     let text = logs.text();
     assert!(text.contains("re-queueing pending messages failed") && text.contains("sweep finished"), "{text}");
     logs.assert_free_of(&PERSONAL);
+}
+
+/// Meta's ids carry the sender's number: keys, index keys and queue jobs hold a keyed hash of the
+/// id instead, so the queue (and its dead-letter queue, which erasure cannot reach) holds none.
+#[tokio::test]
+async fn the_queue_carries_no_phone_number_not_even_inside_a_meta_message_id() {
+    let t = TestStack::spawn().await;
+    assert_eq!(t.post_meta(&meta_body(WAMID)).await.status, 200);
+    let queued = t.queued().await;
+    assert_eq!(queued.len(), 1);
+    let job = queued[0].body().unwrap();
+    for personal in [WAMID, PHONE_IN_BASE64, PHONE] {
+        assert!(!job.contains(personal), "{personal} on the queue: {job}");
+    }
+    let item = t.message(&message_key(TENANT_A, "meta", WAMID)).await.expect("stored under the hashed id");
+    assert_eq!(s(&item, "provider_id"), WAMID, "the id itself stays inside its item (replies thread on it)");
+    for key in ["pk", "gsi1sk", "pend_pk", "exp_pk"] {
+        assert!(!s(&item, key).contains(PHONE_IN_BASE64), "{key}");
+    }
 }

@@ -72,7 +72,8 @@ async fn three_messages_from_two_contacts_are_stored_and_grouped_per_contact() {
     sizes.sort();
     assert_eq!(sizes, vec![1, 2]);
     let pair = groups.values().find(|g| g.len() == 2).unwrap();
-    assert!(pair[0].ends_with("wamid.g-1") && pair[1].ends_with("wamid.g-2"), "send order within a group: {pair:?}");
+    let expected = [message_key(TENANT_A, "meta", "wamid.g-1"), message_key(TENANT_A, "meta", "wamid.g-2")];
+    assert_eq!(pair[..], expected[..], "send order within a group");
     for group in groups.keys() {
         assert!(group.starts_with("acme-dental#"), "{group}");
         assert!(
@@ -191,7 +192,7 @@ async fn the_stored_path_logs_no_personal_data() {
 #[tokio::test]
 async fn statuses_only_move_forward_and_failed_is_terminal() {
     let t = TestStack::spawn().await;
-    let key = "acme-dental#MSG#meta#wamid.OUT-9";
+    let key = &message_key("acme-dental", "meta", "wamid.OUT-9");
     let status = |s: &str, ts: i64, errors: serde_json::Value| {
         notification(&[(
             NUMBER_A,

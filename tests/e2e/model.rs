@@ -14,7 +14,7 @@ use concierge_e2e::*;
 #[tokio::test]
 async fn the_messages_table_behaves_like_its_port_says() {
     let t = TestStack::spawn().await;
-    let log = DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"));
+    let log = DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"), pseudonyms());
     conformance::messages(&log, &TenantId::parse("conformance").unwrap()).await;
 }
 
@@ -47,7 +47,8 @@ async fn tenants_are_listed_with_a_query_on_their_index() {
 async fn every_key_of_every_item_written_starts_with_its_tenant() {
     let t = TestStack::spawn().await;
     let tenant = TenantId::parse("fenced").unwrap();
-    conformance::messages(&DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable")), &tenant).await;
+    conformance::messages(&DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"), pseudonyms()), &tenant)
+        .await;
     conformance::contacts(Arc::new(DynamoContacts::new(t.dynamodb.clone(), t.table("ContactsTable"))), &tenant).await;
     for table in ["MessagesTable", "ContactsTable"] {
         for item in t.scan(table).await {

@@ -19,7 +19,7 @@ async fn a_message_stored_while_the_queue_was_down_is_queued_by_the_next_sweep_a
     let body = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.swept", 1, "hi")], vec![])]);
     assert_eq!(t.post_meta(&body).await.status, 500);
     proxy.clear();
-    let key = "acme-dental#MSG#meta#wamid.swept";
+    let key = &message_key("acme-dental", "meta", "wamid.swept");
     let received_ms = s(&t.message(key).await.unwrap(), "received_at").parse::<i64>().unwrap() * 1000;
 
     // WHEN the sweeper runs before the delay, nothing happens; after it, the message is queued
@@ -28,7 +28,7 @@ async fn a_message_stored_while_the_queue_was_down_is_queued_by_the_next_sweep_a
     assert!(t.queued_keys().await.is_empty());
     let report = t.invoke("InboundSweeperFunction", &scheduled_at(received_ms + SWEEP_AFTER_MS)).await.unwrap();
     assert_eq!((report["tenants"].as_u64(), report["requeued"].as_u64()), (Some(2), Some(1)), "{report}");
-    assert_eq!(t.queued_keys().await, [key]);
+    assert_eq!(t.queued_keys().await, std::slice::from_ref(key));
 
     // THEN the next run leaves it alone until it is due again, and no run ever scans a table
     let again = t.invoke("InboundSweeperFunction", &scheduled_at(received_ms + SWEEP_AFTER_MS + 60_000)).await.unwrap();
@@ -57,7 +57,7 @@ async fn a_sweep_that_cannot_queue_fails_the_invocation_so_it_shows_and_leaves_t
     proxy.inject("SendMessageBatch", Fault::Fail);
     let body = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.stuck", 1, "hi")], vec![])]);
     assert_eq!(t.post_meta(&body).await.status, 500);
-    let key = "acme-dental#MSG#meta#wamid.stuck";
+    let key = &message_key("acme-dental", "meta", "wamid.stuck");
     let due = s(&t.message(key).await.unwrap(), "pend_sk");
     let later = SystemClock.now_ms() + SWEEP_AFTER_MS + 60_000;
     let logs = LogCapture::start();

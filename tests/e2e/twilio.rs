@@ -26,7 +26,8 @@ async fn a_signed_inbound_message_is_stored_once_queued_once_and_answered_with_e
     // Twilio retries once by default: same message, no second copy.
     assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
 
-    let item = t.message("acme-dental#MSG#twilio#SM22222222222222222222222222222222").await.expect("stored");
+    let item =
+        t.message(&message_key("acme-dental", "twilio", "SM22222222222222222222222222222222")).await.expect("stored");
     assert_eq!(s(&item, "gsi1pk"), "acme-dental#CONV#+14155550123");
     assert_eq!(s(&item, "stage"), "queued");
     assert_eq!(t.messages().await.len(), 1);
@@ -72,7 +73,8 @@ async fn status_callbacks_update_the_outbound_message_monotonically() {
     };
     assert_eq!(t.post_twilio(TENANT_A, true, &callback("delivered"), TWILIO_TOKEN_A).await.status, 200);
     assert_eq!(t.post_twilio(TENANT_A, true, &callback("sent"), TWILIO_TOKEN_A).await.status, 200);
-    let item = t.message("acme-dental#MSG#twilio#SM55555555555555555555555555555555").await.expect("recorded");
+    let item =
+        t.message(&message_key("acme-dental", "twilio", "SM55555555555555555555555555555555")).await.expect("recorded");
     assert_eq!(s(&item, "delivery_status"), "delivered");
     assert!(t.queued().await.is_empty(), "statuses are not queued for the assistant");
 }
@@ -98,7 +100,7 @@ async fn the_signed_url_includes_the_query_string_and_unknown_statuses_are_ackno
         ("AccountSid", TWILIO_ACCOUNT_A),
     ];
     assert_eq!(t.post_twilio(TENANT_A, true, &odd, TWILIO_TOKEN_A).await.status, 200);
-    assert!(t.message("acme-dental#MSG#twilio#SM77777777777777777777777777777777").await.is_none());
+    assert!(t.message(&message_key("acme-dental", "twilio", "SM77777777777777777777777777777777")).await.is_none());
 }
 
 #[tokio::test]

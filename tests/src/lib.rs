@@ -70,6 +70,18 @@ pub fn local_secret(name: &str) -> String {
         .to_owned()
 }
 
+/// The keyed hashes the local stack computes (its `CONTACT_HASH_KEY`).
+pub fn pseudonyms() -> concierge::privacy::Pseudonymizer {
+    concierge::privacy::Pseudonymizer::new(local_secret("CONTACT_HASH_KEY").as_bytes())
+}
+
+/// The key a message is stored under: `message_key("acme-dental", "meta", "wamid.x")`.
+pub fn message_key(tenant: &str, channel: &str, provider_id: &str) -> String {
+    let channel = concierge::domain::Channel::parse(channel).expect("meta or twilio");
+    let tenant = concierge::domain::TenantId::parse(tenant).expect("a tenant id");
+    concierge::store::keys::message_key(&tenant, channel, &pseudonyms().message_ref(channel, provider_id))
+}
+
 pub struct TestStack {
     pub stack: LocalStack,
     pub gateway: Gateway,

@@ -24,11 +24,12 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
     let env = &setup.env;
     let secrets = PlatformSecrets::load(env, &setup.aws.secrets, &[CONTACT_HASH_KEY]).await?;
     let dynamodb = setup.aws.dynamodb.clone();
+    let pseudonyms = Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes());
     let app: App = Sweeper {
         catalog: DynamoTenantCatalog::new(dynamodb.clone(), env.required("TENANTS_TABLE")?),
-        log: DynamoMessageLog::new(dynamodb, env.required("MESSAGES_TABLE")?),
+        log: DynamoMessageLog::new(dynamodb, env.required("MESSAGES_TABLE")?, pseudonyms.clone()),
         queue: SqsInboundQueue::new(setup.aws.sqs.clone(), env.required("INBOUND_QUEUE_URL")?),
-        pseudonyms: Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes()),
+        pseudonyms,
     };
     Ok(Arc::new(Handler(app)))
 }

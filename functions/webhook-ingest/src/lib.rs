@@ -59,6 +59,7 @@ impl App {
             MasterKeySource::File(path) => MasterKey::from_key_file(&path)?,
             MasterKeySource::Kms(key_id) => MasterKey::kms(aws.kms.clone(), key_id),
         };
+        let pseudonyms = Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes());
         let pipeline = Ingest {
             directory: DynamoTenantDirectory::new(
                 aws.dynamodb.clone(),
@@ -66,9 +67,9 @@ impl App {
                 env.required("ROUTES_TABLE")?,
                 master_key,
             ),
-            log: DynamoMessageLog::new(aws.dynamodb.clone(), env.required("MESSAGES_TABLE")?),
+            log: DynamoMessageLog::new(aws.dynamodb.clone(), env.required("MESSAGES_TABLE")?, pseudonyms.clone()),
             queue: SqsInboundQueue::new(aws.sqs.clone(), env.required("INBOUND_QUEUE_URL")?),
-            pseudonyms: Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes()),
+            pseudonyms,
             clock: clock.clone(),
         };
         Ok(Self {

@@ -167,10 +167,18 @@ impl<'de> Deserialize<'de> for ContactId {
     }
 }
 
-/// The id a provider gave a message (`wamid.…` from Meta, `SM…`/`MM…` from Twilio).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The id a provider gave a message (`wamid.…` from Meta, `SM…`/`MM…` from Twilio). Meta's
+/// carry the sender's phone number (base64 inside the id): `Debug` hides it, and keys hold a
+/// keyed hash of it (`Pseudonymizer::message_ref`).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ProviderMessageId(String);
+
+impl fmt::Debug for ProviderMessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProviderMessageId(..)")
+    }
+}
 
 impl ProviderMessageId {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
@@ -271,8 +279,12 @@ mod tests {
     fn debug_output_never_shows_a_phone_number_or_user_id() {
         let phone = ContactId::parse_key("+4915112345678").unwrap();
         let bsuid = ContactId::parse_key("bsuid:DE.998877").unwrap();
-        let printed = format!("{phone:?} {bsuid:?} {:?}", E164::parse("+4915112345678").unwrap());
+        // A Meta id as Meta makes them: base64 over the sender's number.
+        let wamid =
+            ProviderMessageId::parse("wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBEMjc3RTY3QjVGQkYwNjFBAA==").unwrap();
+        let printed = format!("{phone:?} {bsuid:?} {:?} {wamid:?}", E164::parse("+4915112345678").unwrap());
         assert!(!printed.contains("4915112345678") && !printed.contains("998877"), "{printed}");
+        assert!(!printed.contains("HBgN"), "{printed}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::domain::{ContactId, TenantId};
+use crate::domain::{Channel, ContactId, TenantId};
 
 #[derive(Clone)]
 pub struct Pseudonymizer {
@@ -30,6 +30,18 @@ impl Pseudonymizer {
         mac.update(b"#");
         mac.update(contact_key.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..12])
+    }
+
+    /// What a provider's message id is stored under: Meta's ids carry the sender's phone number
+    /// (a `wamid` is base64 over it), so keys, index keys and queue jobs hold this keyed hash
+    /// (128 bits, 32 hex characters) instead, and the id itself only inside its item.
+    pub fn message_ref(&self, channel: Channel, provider_id: &str) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(b"msg#");
+        mac.update(channel.as_str().as_bytes());
+        mac.update(b"#");
+        mac.update(provider_id.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// For values that are not contacts but still should not be logged verbatim.
@@ -61,5 +73,17 @@ mod tests {
         assert_ne!(p.contact(&a, &c), Pseudonymizer::new(b"other").contact(&a, &c));
         assert!(!p.contact(&a, &c).contains("4915112345678"));
         assert_eq!(p.contact(&a, &c).len(), 24);
+    }
+
+    #[test]
+    fn message_refs_hide_the_phone_number_meta_puts_in_its_ids() {
+        let p = Pseudonymizer::new(b"k");
+        // base64 of a Meta id holding the sender's number 4915112345678
+        let wamid = "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBEMjc3RTY3QjVGQkYwNjFBAA==";
+        let r = p.message_ref(Channel::Meta, wamid);
+        assert_eq!(r.len(), 32);
+        assert_eq!(r, p.message_ref(Channel::Meta, wamid));
+        assert_ne!(r, p.message_ref(Channel::Twilio, wamid));
+        assert!(!r.contains("NDkx") && !r.contains("4915112345678"));
     }
 }

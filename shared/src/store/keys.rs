@@ -37,13 +37,15 @@ pub fn with_shard(prefix: &str, key: &str) -> String {
 
 // ------------------------------------------------------------------ MessagesTable
 
-/// An inbound message, or the delivery record of an outbound one: `<tenant>#MSG#<channel>#<provider id>`.
-/// A provider's retry finds what its first delivery wrote; a status finds the message it names.
-pub fn message_key(tenant: &TenantId, channel: Channel, provider_id: &str) -> String {
-    concat(&[tenant.as_str(), "#MSG#", channel.as_str(), "#", provider_id])
+/// An inbound message, or the delivery record of an outbound one:
+/// `<tenant>#MSG#<channel>#<message ref>`, the ref being the keyed hash of the provider's id
+/// (`Pseudonymizer::message_ref`: Meta's ids carry phone numbers). A provider's retry finds what
+/// its first delivery wrote; a status finds the message it names.
+pub fn message_key(tenant: &TenantId, channel: Channel, message_ref: &str) -> String {
+    concat(&[tenant.as_str(), "#MSG#", channel.as_str(), "#", message_ref])
 }
 
-/// `(tenant, channel, provider id)` of a `message_key`.
+/// `(tenant, channel, message ref)` of a `message_key`.
 pub fn parse_message_key(key: &str) -> Option<(TenantId, Channel, &str)> {
     let mut parts = key.splitn(4, '#');
     let tenant = TenantId::parse(parts.next()?).ok()?;

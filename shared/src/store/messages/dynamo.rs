@@ -1,7 +1,8 @@
 //! The DynamoDB adapter of `MessagesTable`. Inbound items are built by hand: they are on the
 //! ingest hot path (benchmarked), and each attribute costs an allocation and a hash there, so
-//! an item holds only what its keys do not already say (tenant, channel and provider id are in
-//! `pk`; the contact in `gsi1pk`; the send time in `gsi1sk`).
+//! an item holds only what its keys do not already say (tenant and channel are in `pk`; the
+//! contact in `gsi1pk`; the send time in `gsi1sk`). Keys name a message by the keyed hash of its
+//! provider id (see `keys::message_key`); the id itself is an attribute of its item.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -19,8 +20,8 @@ use crate::domain::{
     Channel, ContactId, Content, DeliveryStatus, InboundMessage, OutboundMessage, ProviderMessageId, RecordId, Stage,
     StatusUpdate, TenantId,
 };
-use crate::privacy::Expiry;
-use crate::store::{Item, StoreError, condition_failed, get_n, get_s, int, keys, n, s};
+use crate::privacy::{Expiry, Pseudonymizer};
+use crate::store::{Item, StoreError, condition_failed, get_n, get_s, int, keys, n, s, transaction_condition_failed};
 
 /// Index names (template.yaml).
 pub const CONVERSATION_INDEX: &str = "conversation";
@@ -30,11 +31,17 @@ pub const PENDING_INDEX: &str = "pending";
 pub struct DynamoMessageLog {
     client: Client,
     table: String,
+    /// Turns a provider's id into the ref its key holds.
+    refs: Pseudonymizer,
 }
 
 impl DynamoMessageLog {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: Client, table: String, refs: Pseudonymizer) -> Self {
+        Self { client, table, refs }
+    }
+
+    fn delivery_key(&self, tenant: &TenantId, channel: Channel, provider_id: &ProviderMessageId) -> String {
+        keys::message_key(tenant, channel, &self.refs.message_ref(channel, provider_id.as_str()))
     }
 }
 
@@ -45,7 +52,8 @@ pub fn inbound_item(new: &NewInbound<'_>) -> Result<Item, StoreError> {
     let mut item = Item::with_capacity(16);
     item.insert("pk".into(), s(new.key));
     item.insert("gsi1pk".into(), s(keys::conversation_pk(new.tenant, new.contact)));
-    item.insert("gsi1sk".into(), s(keys::conversation_sk(m.sent_at, true, m.id.as_str())));
+    let message_ref = keys::parse_message_key(new.key).map_or("", |(_, _, r)| r);
+    item.insert("gsi1sk".into(), s(keys::conversation_sk(m.sent_at, true, message_ref)));
     let mut bucket = String::with_capacity(new.expiry.bucket_prefix.len() + 1);
     bucket.push_str(&new.expiry.bucket_prefix);
     bucket.push(char::from(b'0' + shard));
@@ -53,6 +61,7 @@ pub fn inbound_item(new: &NewInbound<'_>) -> Result<Item, StoreError> {
     item.insert("pend_pk".into(), s(keys::pending_pk(new.tenant, shard)));
     item.insert("pend_sk".into(), s(keys::pending_sk(new.sweep_at_ms)));
     item.insert("content".into(), content_value(&m.content)?);
+    item.insert("provider_id".into(), s(m.id.as_str()));
     item.insert("stage".into(), s(Stage::Received.as_str()));
     item.insert("attempt".into(), s(new.attempt));
     item.insert("lease_until".into(), int(new.lease_until_ms));
@@ -105,8 +114,9 @@ fn conversation_keys(item: &Item) -> Option<(ContactId, i64)> {
 
 fn inbound_of(item: &Item) -> Result<(TenantId, InboundMessage), StoreError> {
     let key = get_s(item, "pk").unwrap_or_default();
-    let (tenant, channel, id) =
+    let (tenant, channel, _) =
         keys::parse_message_key(key).ok_or_else(|| StoreError::Corrupt("inbound message key".into()))?;
+    let id = get_s(item, "provider_id").ok_or_else(|| StoreError::Corrupt("inbound message without its id".into()))?;
     let (contact, sent_at) =
         conversation_keys(item).ok_or_else(|| StoreError::Corrupt("inbound message without its contact".into()))?;
     let message = InboundMessage {
@@ -274,7 +284,7 @@ impl DeliveryLog for DynamoMessageLog {
         status: &StatusUpdate,
         stub_expiry: &Expiry,
     ) -> Result<StatusApplied, StoreError> {
-        let key = keys::message_key(tenant, status.channel, status.id.as_str());
+        let key = self.delivery_key(tenant, status.channel, &status.id);
         // Upsert: the status may overtake the reply worker's own record of the send; a stub made
         // this way carries only delivery facts and a short retention.
         let mut update = String::from(
@@ -349,7 +359,7 @@ impl DeliveryLog for DynamoMessageLog {
             .expression_attribute_values(":p", s(provider_id.as_str()))
             .build()
             .map_err(|e| StoreError::corrupt("update", e))?;
-        let delivery_key = keys::message_key(tenant, channel, provider_id.as_str());
+        let delivery_key = self.delivery_key(tenant, channel, provider_id);
         // The delivery record now belongs to a message: it is kept as long as the message.
         let delivery = Update::builder()
             .table_name(&self.table)
@@ -360,14 +370,18 @@ impl DeliveryLog for DynamoMessageLog {
             .expression_attribute_values(":bucket", s(expiry.bucket(&delivery_key)))
             .build()
             .map_err(|e| StoreError::corrupt("update", e))?;
-        self.client
+        let result = self
+            .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(outbound).build())
             .transact_items(TransactWriteItem::builder().update(delivery).build())
             .send()
-            .await
-            .map_err(|e| StoreError::aws("TransactWriteItems provider id", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if transaction_condition_failed(&e) => Err(StoreError::Conflict("no such outbound message".into())),
+            Err(e) => Err(StoreError::aws("TransactWriteItems provider id", e)),
+        }
     }
 
     async fn outbound(&self, tenant: &TenantId, id: &RecordId) -> Result<Option<OutboundMessage>, StoreError> {
@@ -393,7 +407,7 @@ impl DeliveryLog for DynamoMessageLog {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(keys::message_key(tenant, channel, provider_id.as_str())))
+            .key("pk", s(self.delivery_key(tenant, channel, provider_id)))
             .consistent_read(true)
             .send()
             .await

@@ -33,11 +33,19 @@ struct DeliveryRecord {
     outbound: Option<RecordId>,
 }
 
+/// A delivery record is found by tenant, channel and provider id (the DynamoDB adapter hashes
+/// the id into the key; nothing here needs to).
+type DeliveryKey = (TenantId, Channel, String);
+
 #[derive(Debug, Default)]
 struct Tables {
     inbound: BTreeMap<String, Inbound>,
     outbound: BTreeMap<String, (TenantId, OutboundMessage)>,
-    deliveries: BTreeMap<String, DeliveryRecord>,
+    deliveries: BTreeMap<DeliveryKey, DeliveryRecord>,
+}
+
+fn delivery_key(tenant: &TenantId, channel: Channel, provider_id: &ProviderMessageId) -> DeliveryKey {
+    (tenant.clone(), channel, provider_id.as_str().to_owned())
 }
 
 #[derive(Debug, Default)]
@@ -152,7 +160,7 @@ impl DeliveryLog for MemoryMessageLog {
         status: &StatusUpdate,
         _: &Expiry,
     ) -> Result<StatusApplied, StoreError> {
-        let key = keys::message_key(tenant, status.channel, status.id.as_str());
+        let key = delivery_key(tenant, status.channel, &status.id);
         Ok(self.with(|t| {
             let record = t.deliveries.entry(key).or_default();
             if record.status.is_some_and(|s| s.rank() >= status.status.rank()) {
@@ -187,8 +195,7 @@ impl DeliveryLog for MemoryMessageLog {
                 .get_mut(&keys::outbound_key(tenant, id.as_str()))
                 .ok_or_else(|| StoreError::Conflict("no such outbound message".into()))?;
             outbound.provider_id = Some(provider_id.clone());
-            t.deliveries.entry(keys::message_key(tenant, channel, provider_id.as_str())).or_default().outbound =
-                Some(id.clone());
+            t.deliveries.entry(delivery_key(tenant, channel, provider_id)).or_default().outbound = Some(id.clone());
             Ok(())
         })
     }
@@ -204,7 +211,7 @@ impl DeliveryLog for MemoryMessageLog {
         provider_id: &ProviderMessageId,
     ) -> Result<Option<Delivery>, StoreError> {
         Ok(self.with(|t| {
-            t.deliveries.get(&keys::message_key(tenant, channel, provider_id.as_str())).map(|d| Delivery {
+            t.deliveries.get(&delivery_key(tenant, channel, provider_id)).map(|d| Delivery {
                 status: d.status,
                 error_code: d.error_code,
                 outbound: d.outbound.clone(),
@@ -221,13 +228,16 @@ impl ConversationLog for MemoryMessageLog {
         limit: usize,
     ) -> Result<Vec<ConversationEntry>, StoreError> {
         Ok(self.with(|t| {
-            let inbound =
-                t.inbound.values().filter(|i| &i.tenant == tenant && &i.message.contact == contact).map(|i| {
+            let inbound = t.inbound.iter().filter(|(_, i)| &i.tenant == tenant && &i.message.contact == contact).map(
+                |(key, i)| {
+                    // Ordered as the index orders them: by the ref in the key within a second.
+                    let message_ref = keys::parse_message_key(key).map_or("", |(_, _, r)| r);
                     (
-                        keys::conversation_sk(i.message.sent_at, true, i.message.id.as_str()),
+                        keys::conversation_sk(i.message.sent_at, true, message_ref),
                         ConversationEntry::Inbound(i.message.clone()),
                     )
-                });
+                },
+            );
             let outbound = t.outbound.values().filter(|(t, m)| t == tenant && &m.contact == contact).map(|(_, m)| {
                 (keys::conversation_sk(m.created_at, false, m.id.as_str()), ConversationEntry::Outbound(m.clone()))
             });
