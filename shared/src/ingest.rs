@@ -101,11 +101,18 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    /// A request AWS refuses as invalid will be refused again: a bug or a misconfiguration,
-    /// answered at once (and logged as an error) instead of retried until the deadline.
-    fn is_refusal(&self) -> bool {
-        matches!(self, Self::Store(StoreError::Invalid { .. }))
+    /// Whether trying again within this invocation cannot help: a request AWS refuses as invalid
+    /// (a bug or a misconfiguration) is refused again, and a route that disagrees with its
+    /// tenant's profile (a number moving between tenants) settles only when the move is loaded.
+    /// Answered at once, so the provider retries later.
+    fn retry_is_pointless(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Invalid { .. } | StoreError::Conflict(_)))
     }
+}
+
+/// When work that began now must stop: the invocation's deadline, less a moment to answer.
+fn give_up_at() -> Instant {
+    Instant::now() + invocation::remaining().unwrap_or(DEFAULT_BUDGET).saturating_sub(crate::aws::ANSWER_RESERVE)
 }
 
 /// One webhook's attempt at one tenant's messages: what every message of it shares.
@@ -130,7 +137,7 @@ impl Attempt {
             id: crate::crypto::unique_id(),
             received_at,
             lease_until_ms: now_ms + left.as_millis() as i64,
-            give_up_at: Instant::now() + left.saturating_sub(crate::aws::ANSWER_RESERVE),
+            give_up_at: give_up_at(),
             message_expiry: Expiry::new(&tenant.id, Category::Messages, received_at, &tenant.retention),
         }
     }
@@ -202,30 +209,14 @@ pub struct Ingest<D, L, Q> {
 
 impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D, L, Q> {
     /// A Meta notification: each receiving number routed to its own tenant, unknown numbers dropped.
+    /// Numbers (tenants) are handled concurrently and apart: one that fails or waits does not
+    /// hold up or sink the others; any failure is answered 500 once all are done.
     pub async fn meta(&self, batch: Vec<NumberUpdates>) -> Result<IngestReport, IngestError> {
+        let numbers: Vec<_> = batch.into_iter().map(|updates| self.number_updates(updates)).collect();
         let mut report = IngestReport::default();
-        let mut work = Vec::new();
-        for updates in batch {
-            report.skipped += updates.skipped;
-            if !updates.error_codes.is_empty() {
-                tracing::warn!(codes = ?updates.error_codes, "webhook change carried errors");
-            }
-            match self.directory.by_meta_number(&updates.phone_number_id).await? {
-                Some(tenant) => work.push((tenant, updates.messages, updates.statuses)),
-                None => {
-                    // A 2xx all the same: an error would only make Meta retry for 7 days.
-                    report.unrouted += updates.messages.len() + updates.statuses.len();
-                    tracing::warn!(
-                        number = %self.pseudonyms.opaque(&updates.phone_number_id),
-                        updates = updates.messages.len() + updates.statuses.len(),
-                        "no tenant serves this phone number id; updates dropped"
-                    );
-                }
-            }
-        }
         let mut first_error = None;
-        for (tenant, messages, statuses) in work {
-            match self.tenant_updates(&tenant, messages, statuses).await {
+        for result in futures::future::join_all(numbers).await {
+            match result {
                 Ok(r) => report.add(r),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -233,6 +224,35 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
             }
         }
         first_error.map_or(Ok(report), Err)
+    }
+
+    /// Everything one notification said to one of our numbers.
+    async fn number_updates(&self, updates: NumberUpdates) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport { skipped: updates.skipped, ..IngestReport::default() };
+        if !updates.error_codes.is_empty() {
+            tracing::warn!(codes = ?updates.error_codes, "webhook change carried errors");
+        }
+        let number = &updates.phone_number_id;
+        let lookup = retry(give_up_at(), "tenant lookup", || self.directory.by_meta_number(number)).await;
+        let tenant = match lookup {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => {
+                // A 2xx all the same: an error would only make Meta retry for 7 days.
+                report.unrouted += updates.messages.len() + updates.statuses.len();
+                tracing::warn!(
+                    number = %self.pseudonyms.opaque(number),
+                    updates = updates.messages.len() + updates.statuses.len(),
+                    "no tenant serves this phone number id; updates dropped"
+                );
+                return Ok(report);
+            }
+            Err(e) => {
+                tracing::error!(number = %self.pseudonyms.opaque(number), error = %e, "tenant lookup failed; asking the provider to retry");
+                return Err(e);
+            }
+        };
+        report.add(self.tenant_updates(&tenant, updates.messages, updates.statuses).await?);
+        Ok(report)
     }
 
     /// Messages and statuses for one tenant. Everything runs to completion (or to the deadline)
@@ -356,7 +376,7 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
 
     /// The conditional put, and what it means for this message.
     async fn store(&self, p: &Prepared<'_>, attempt: &Attempt) -> Result<Next, IngestError> {
-        let recorded = retry(attempt, "store", || self.log.record_inbound(&p.new)).await?;
+        let recorded = retry(attempt.give_up_at, "store", || self.log.record_inbound(&p.new)).await?;
         Ok(match recorded {
             // Ours, or our own write that the SDK retried after it had committed.
             Recorded::New => Next::Send,
@@ -371,10 +391,12 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         })
     }
 
-    /// Sends one contact's messages that this attempt owns, in order and in batches, marking
-    /// each batch queued; then waits for the ones another attempt is sending, and takes over
-    /// those whose attempt ran out. Its own come first: two deliveries of one notification that
-    /// each won some of its messages must not wait for each other.
+    /// Queues one contact's messages in send order. Runs of its own messages go out in batches,
+    /// each marked queued while the next is sent. Before a message another attempt is queueing,
+    /// it sends what it has, then waits: that attempt may itself be waiting for an earlier message
+    /// of this one, and the earliest message not yet queued always belongs to someone not
+    /// waiting, so deliveries that each won part of a notification never wait on each other.
+    /// A message whose attempt ran out of time is taken over, in its place.
     async fn queue_contact(
         &self,
         prepared: &[Prepared<'_>],
@@ -382,34 +404,44 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         attempt: &Attempt,
     ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport::default();
-        let mut own: Vec<(Queued, &str)> = Vec::new();
-        let mut others = Vec::new();
-        for (p, n) in prepared.iter().zip(next) {
-            match n {
-                Some(Next::Send) => own.push((p.queued.clone(), p.new.key)),
+        let mut batch: Vec<(Queued, &str)> = Vec::new();
+        let mut i = 0;
+        while i < prepared.len() {
+            let p = &prepared[i];
+            match &next[i] {
+                Some(Next::Send) => {
+                    report.stored += 1;
+                    batch.push((p.queued.clone(), p.new.key));
+                }
                 Some(Next::TakeOver { received_at }) => {
                     report.requeued += 1;
-                    own.push((taken_over(p, *received_at), p.new.key));
+                    batch.push((taken_over(p, *received_at), p.new.key));
                 }
-                Some(Next::Wait { lease_until_ms, received_at }) => others.push((p, *lease_until_ms, *received_at)),
                 Some(Next::Done) => report.duplicates += 1,
                 None => {} // its store step failed; the error is reported
+                Some(Next::Wait { .. }) => {
+                    let end = (i..prepared.len())
+                        .find(|&j| !matches!(next[j], Some(Next::Wait { .. })))
+                        .unwrap_or(prepared.len());
+                    report.unmarked += self.send_and_mark(&batch, attempt).await?;
+                    batch.clear();
+                    let waited = self.wait_for_run(&prepared[i..end], &next[i..end], attempt).await?;
+                    for (p, orphaned) in prepared[i..end].iter().zip(waited) {
+                        match orphaned {
+                            None => report.duplicates += 1,
+                            Some(received_at) => {
+                                report.requeued += 1;
+                                batch.push((taken_over(p, received_at), p.new.key));
+                            }
+                        }
+                    }
+                    i = end;
+                    continue;
+                }
             }
+            i += 1;
         }
-        report.stored += own.len() - report.requeued;
-        report.unmarked += self.send_and_mark(&own, attempt).await?;
-
-        let waits: Vec<_> = others.iter().map(|(p, lease, _)| self.wait_for(p.new.key, *lease, attempt)).collect();
-        let mut orphans = Vec::new();
-        for ((p, _, received_at), queued) in others.iter().zip(futures::future::join_all(waits).await) {
-            if queued? {
-                report.duplicates += 1;
-            } else {
-                orphans.push((taken_over(p, *received_at), p.new.key));
-            }
-        }
-        report.requeued += orphans.len();
-        report.unmarked += self.send_and_mark(&orphans, attempt).await?;
+        report.unmarked += self.send_and_mark(&batch, attempt).await?;
         if report.unmarked > 0 {
             tracing::warn!(
                 unmarked = report.unmarked,
@@ -417,6 +449,35 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
             );
         }
         Ok(report)
+    }
+
+    /// Waits for a run of consecutive messages other attempts are queueing: first for the last
+    /// one alone (they queue in order, so until it is queued the others need no reads), then
+    /// reads the rest. `None` for each message queued meanwhile, its stored receive time for
+    /// each whose attempt ran out of time (to take over).
+    async fn wait_for_run(
+        &self,
+        run: &[Prepared<'_>],
+        next: &[Option<Next>],
+        attempt: &Attempt,
+    ) -> Result<Vec<Option<i64>>, IngestError> {
+        let leases: Vec<(i64, i64)> = next
+            .iter()
+            .map(|n| match n {
+                Some(Next::Wait { lease_until_ms, received_at }) => (*lease_until_ms, *received_at),
+                _ => unreachable!("a run holds only waits"),
+            })
+            .collect();
+        let last = run.len() - 1;
+        let last_queued = self.wait_for(run[last].new.key, leases[last].0, false, attempt).await?;
+        let checks: Vec<_> = run[..last]
+            .iter()
+            .zip(&leases)
+            .map(|(p, (lease, _))| self.wait_for(p.new.key, *lease, true, attempt))
+            .collect();
+        let mut queued = concurrently_in_order(checks).await.into_iter().collect::<Result<Vec<bool>, _>>()?;
+        queued.push(last_queued);
+        Ok(queued.into_iter().zip(&leases).map(|(q, (_, received_at))| (!q).then_some(*received_at)).collect())
     }
 
     /// Sends jobs in order, in batches, each batch marked queued while the next one is sent:
@@ -439,8 +500,10 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
     /// Marks messages queued; returns how many could not be marked (they are queued all the
     /// same: a later delivery sends them again, which the queue and the reply worker absorb).
     async fn mark_queued(&self, keys: &[&str], attempt: &Attempt) -> usize {
-        let marks: Vec<_> =
-            keys.iter().map(|key| retry(attempt, "mark queued", move || self.log.mark_queued(key))).collect();
+        let marks: Vec<_> = keys
+            .iter()
+            .map(|key| retry(attempt.give_up_at, "mark queued", move || self.log.mark_queued(key)))
+            .collect();
         concurrently(marks).await.iter().filter(|r| r.is_err()).count()
     }
 
@@ -472,9 +535,16 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
     }
 
     /// Waits for another attempt that is queueing `key`: `true` once it is queued, `false` when
-    /// that attempt's lease ran out first (this one then takes over).
-    async fn wait_for(&self, key: &str, mut lease_until_ms: i64, attempt: &Attempt) -> Result<bool, IngestError> {
-        let mut pause = Duration::from_millis(50);
+    /// that attempt's lease ran out first (this one then takes over). `look_first`: read the state
+    /// before the first pause.
+    async fn wait_for(
+        &self,
+        key: &str,
+        mut lease_until_ms: i64,
+        look_first: bool,
+        attempt: &Attempt,
+    ) -> Result<bool, IngestError> {
+        let mut pause = if look_first { Duration::ZERO } else { Duration::from_millis(50) };
         loop {
             if self.clock.now_ms() > lease_until_ms + CLOCK_SKEW_MS {
                 return Ok(false);
@@ -483,8 +553,8 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
                 return Err(IngestError::StillInProgress);
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
-            match self.log.inbound_state(key).await? {
+            pause = (pause * 2).clamp(Duration::from_millis(50), Duration::from_millis(500));
+            match retry(attempt.give_up_at, "read state", || self.log.inbound_state(key)).await? {
                 Some(state) if state.stage >= Stage::Queued => return Ok(true),
                 Some(state) => lease_until_ms = state.lease_until_ms,
                 None => return Ok(false),
@@ -501,7 +571,7 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         let stub_expiry = Expiry::new(&tenant.id, Category::IdempotencyKeys, attempt.received_at, &tenant.retention);
         let applying: Vec<_> = statuses
             .iter()
-            .map(|st| retry(attempt, "status", || self.log.apply_status(&tenant.id, st, &stub_expiry)))
+            .map(|st| retry(attempt.give_up_at, "status", || self.log.apply_status(&tenant.id, st, &stub_expiry)))
             .collect();
         let results = futures::stream::iter(applying).buffered(CONCURRENCY).collect::<Vec<_>>().await;
         let mut report = IngestReport::default();
@@ -526,6 +596,11 @@ fn taken_over(p: &Prepared<'_>, received_at: i64) -> Queued {
     queued
 }
 
+/// Runs futures, at most `CONCURRENCY` at a time, results in their order.
+async fn concurrently_in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    futures::stream::iter(futures).buffered(CONCURRENCY).collect().await
+}
+
 /// Runs futures, at most `CONCURRENCY` at a time, in any order.
 async fn concurrently<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     futures::stream::iter(futures).buffer_unordered(CONCURRENCY).collect().await
@@ -533,17 +608,17 @@ async fn concurrently<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 
 /// Runs `op` until it succeeds or the attempt must give up (the SDK retries each call too;
 /// this outlasts longer outages within the invocation).
-async fn retry<T, E, F, Fut>(attempt: &Attempt, what: &'static str, mut op: F) -> Result<T, IngestError>
+async fn retry<T, E, F, Fut>(give_up_at: Instant, what: &'static str, mut op: F) -> Result<T, IngestError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
-    E: Into<IngestError> + std::fmt::Display,
+    E: Into<IngestError>,
 {
     let mut pause = Duration::from_millis(50);
     loop {
         match op().await.map_err(Into::into) {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_refusal() || Instant::now() + pause >= attempt.give_up_at => return Err(e),
+            Err(e) if e.retry_is_pointless() || Instant::now() + pause >= give_up_at => return Err(e),
             Err(e) => {
                 tracing::warn!(step = what, error = %e, "AWS call failed; retrying within the invocation");
                 tokio::time::sleep(pause).await;
@@ -693,6 +768,100 @@ mod tests {
         let report = delivery.await.unwrap().unwrap();
         assert_eq!((report.stored, report.duplicates, report.requeued), (1, 1, 0));
         assert!(i.clock.now_ms() < START_MS + 5_000, "it did not wait out the other's lease");
+    }
+
+    /// FIFO order holds across a wait: a message taken over from an attempt that ran out of time
+    /// is queued in its place, before the contact's later messages.
+    #[tokio::test(start_paused = true)]
+    async fn a_message_taken_over_after_a_wait_is_queued_before_the_later_ones() {
+        let i = ingest();
+        stored_by_another_attempt(&i, "wamid.1", START_MS + 2_000).await;
+        let messages = vec![message("wamid.1", 1), message("wamid.2", 2), message("wamid.3", 3)];
+        let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
+        assert_eq!((report.requeued, report.stored), (1, 2));
+        assert_eq!(keys_sent(&i), [key("wamid.1"), key("wamid.2"), key("wamid.3")]);
+    }
+
+    /// Two deliveries of one notification, each of which won every other message, queue all of
+    /// them in send order without waiting out each other's leases.
+    #[tokio::test(start_paused = true)]
+    async fn deliveries_that_each_won_part_of_a_notification_queue_it_in_order_together() {
+        let i = Arc::new(ingest());
+        let messages: Vec<InboundMessage> = (0..6).map(|n| message(&format!("wamid.{n}"), n)).collect();
+        // The other delivery stored the odd ones; it is alive and follows the same protocol.
+        for n in [1, 3, 5] {
+            stored_by_another_attempt(&i, &format!("wamid.{n}"), START_MS + 9_000).await;
+        }
+        let other = {
+            let i = i.clone();
+            let messages = messages.clone();
+            tokio::spawn(async move {
+                // It waits for each even message in turn, then queues its own.
+                for n in [1, 3, 5] {
+                    let before = key(&format!("wamid.{}", n - 1));
+                    while i.log.inbound_state(&before).await.unwrap().is_none_or(|s| s.stage < Stage::Queued) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let mine = Queued {
+                        job: InboundJob {
+                            tenant_id: tenant().id.clone(),
+                            channel: Channel::Meta,
+                            message_key: key(&format!("wamid.{n}")),
+                            received_at: 1,
+                        },
+                        group: "g".into(),
+                    };
+                    i.queue.send_batch(&[mine]).await.unwrap();
+                    i.log.mark_queued(&key(&format!("wamid.{n}"))).await.unwrap();
+                }
+                drop(messages);
+            })
+        };
+        let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
+        other.await.unwrap();
+        assert_eq!((report.stored, report.duplicates, report.requeued), (3, 3, 0));
+        let expected: Vec<String> = (0..6).map(|n| key(&format!("wamid.{n}"))).collect();
+        assert_eq!(keys_sent(&i), expected);
+        assert!(i.clock.now_ms() < START_MS + 5_000, "nobody waited out a lease");
+    }
+
+    /// Routes `PN-A` to tenant `acme` and fails every lookup of any other number.
+    struct OneGoodNumber;
+
+    impl TenantDirectory for OneGoodNumber {
+        async fn by_meta_number(&self, number: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+            match number {
+                "PN-A" => Ok(Some(tenant())),
+                _ => Err(StoreError::Aws { operation: "GetItem route", message: "unavailable".into() }),
+            }
+        }
+        async fn by_id(&self, _: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
+            Ok(None)
+        }
+        async fn twilio_credentials(&self, _: &Tenant) -> Result<Option<Arc<TwilioCredentials>>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_number_whose_lookup_fails_neither_blocks_nor_sinks_the_others_and_is_retried() {
+        let i = Ingest {
+            directory: OneGoodNumber,
+            log: MemoryMessageLog::default(),
+            queue: MemoryQueue::default(),
+            pseudonyms: Pseudonymizer::new(b"k"),
+            clock: Arc::new(TokioClock::starting_at(START_MS)),
+        };
+        let updates = |number: &str, id: &str| NumberUpdates {
+            phone_number_id: number.into(),
+            messages: vec![message(id, 1)],
+            ..Default::default()
+        };
+        let result = i.meta(vec![updates("PN-B", "wamid.b"), updates("PN-A", "wamid.a")]).await;
+        assert!(matches!(result, Err(IngestError::Store(_))), "the failing number asks for a retry");
+        let sent: Vec<String> = i.queue.sent().into_iter().map(|q| q.job.message_key).collect();
+        assert_eq!(sent, [key("wamid.a")], "the other number's message is stored and queued all the same");
+        assert!(i.clock.now_ms() > START_MS + 5_000, "the lookup was retried within the invocation");
     }
 
     #[tokio::test(start_paused = true)]

@@ -192,3 +192,19 @@ async fn a_text_the_strict_parser_refuses_is_stored_as_well_as_it_can_be_read() 
     assert_eq!(s(content, "body"), "caf\u{FFFD}e");
     assert_eq!(t.queued_keys().await, [message_key("acme-dental", "meta", "wamid.surrogate")]);
 }
+
+#[tokio::test]
+async fn a_tenant_lookup_that_fails_is_a_500_and_an_error_in_the_logs() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    // The route lookup is refused (what DynamoDB says to a misconfigured table, say).
+    proxy.inject("GetItem", Fault::Reject);
+    let logs = LogCapture::start();
+    let body = notification(&[(NUMBER_A, vec![text_message(CONTACT, "wamid.lookup", 2, "hi")], vec![])]);
+    assert_eq!(t.post_meta(&body).await.status, 500);
+    let text = logs.text();
+    assert!(text.contains("\"level\":\"ERROR\"") && text.contains("tenant lookup failed"), "{text}");
+    logs.assert_free_of(&[CONTACT, NUMBER_A]);
+    proxy.clear();
+    assert_eq!(t.post_meta(&body).await.status, 200);
+}

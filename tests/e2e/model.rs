@@ -57,6 +57,9 @@ async fn every_key_of_every_item_written_starts_with_its_tenant() {
                     assert!(value.starts_with("fenced#"), "{table}.{key} = {value}");
                 }
             }
+            // Every item holds personal data or points at some: each carries its retention stamps.
+            let what = format!("{table} {:?}", item.get("sk").or(item.get("pk")));
+            assert!(item.contains_key("expires_at") && item.contains_key("exp_pk"), "{what} has no retention stamps");
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use concierge::channels::twilio::{self, Form, signature};
 use concierge::domain::TenantId;
+use concierge::store::StoreError;
 use concierge::tenants::TenantDirectory;
 use lambda_http::{Body, Request, Response};
 
@@ -23,15 +24,19 @@ pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool) -> Re
         return unknown();
     };
     let directory = &app.pipeline.directory;
+    let failed = |e: StoreError| {
+        tracing::error!(error = %e, "tenant lookup failed; asking Twilio to retry");
+        respond::error(500, "temporarily unavailable")
+    };
     let tenant = match directory.by_id(&tenant_id).await {
         Ok(Some(tenant)) => tenant,
         Ok(None) => return unknown(),
-        Err(_) => return respond::error(500, "temporarily unavailable"),
+        Err(e) => return failed(e),
     };
     let credentials = match directory.twilio_credentials(&tenant).await {
         Ok(Some(credentials)) => credentials,
         Ok(None) => return unknown(),
-        Err(_) => return respond::error(500, "temporarily unavailable"),
+        Err(e) => return failed(e),
     };
     let now = app.clock.now();
 

@@ -16,9 +16,10 @@ pub const DAY: i64 = 86_400;
 /// retention, so the backstop never deletes earlier than the current setting.
 pub const TTL_GRACE_DAYS: i64 = 7;
 
-/// Retention per category, in days.
+/// Retention per category, in days. Stored profiles are read with it too, so it accepts fields it
+/// does not know; the tenants file refuses them on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RetentionDays {
     pub messages: u32,
     pub leads: u32,

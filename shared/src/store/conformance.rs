@@ -123,6 +123,10 @@ where
     };
     log.record_outbound(tenant, &out, &exp).await.unwrap();
     log.record_outbound(tenant, &out, &exp).await.unwrap();
+    // A provider id for a message never recorded is a conflict, not something to retry.
+    let stray = ProviderMessageId::parse("wamid.stray").unwrap();
+    let unknown = log.attach_provider_id(tenant, &RecordId::parse("never").unwrap(), Channel::Meta, &stray, &exp).await;
+    assert!(matches!(unknown, Err(crate::store::StoreError::Conflict(_))), "{unknown:?}");
     let provider = ProviderMessageId::parse("wamid.out-1").unwrap();
     // A status may overtake our record of the provider's id.
     let sent = StatusUpdate {
@@ -190,7 +194,11 @@ where
     let activity = InboundActivity { contact: &jana, channel: Channel::Meta, profile_name: Some("Jana"), at: T0 };
     store.record_activity(tenant, activity, &exp).await.unwrap();
     store.record_activity(tenant, InboundActivity { at: T0 + 60, profile_name: None, ..activity }, &exp).await.unwrap();
+    // Older activity (a message queued again late) moves nothing back.
+    let late = InboundActivity { at: T0 + 30, profile_name: Some("Old Name"), ..activity };
+    store.record_activity(tenant, late, &exp).await.unwrap();
     let state = store.state(tenant, &jana, Channel::Meta).await.unwrap();
+    assert_eq!(state.conversation.as_ref().unwrap().last_inbound_at, Some(T0 + 60));
     let c = state.contact.expect("contact");
     assert_eq!(
         (c.first_seen, c.last_inbound_at, c.consent, c.profile_name.as_deref()),
@@ -211,12 +219,15 @@ where
 
     // Human mode and the template flag, per channel.
     let human = Mode::Human { since: T0 + 100, reason: Some("asked for a person".into()) };
-    store.set_mode(tenant, &jana, Channel::Meta, &human).await.unwrap();
-    store.set_needs_template(tenant, &jana, Channel::Meta, true).await.unwrap();
+    store.set_mode(tenant, &jana, Channel::Meta, &human, &exp).await.unwrap();
+    store.set_needs_template(tenant, &jana, Channel::Meta, true, &exp).await.unwrap();
     let conversation = store.state(tenant, &jana, Channel::Meta).await.unwrap().conversation.unwrap();
-    assert_eq!((conversation.mode, conversation.needs_template), (human, true));
+    assert_eq!((conversation.mode, conversation.needs_template), (human.clone(), true));
     assert!(store.state(tenant, &jana, Channel::Twilio).await.unwrap().conversation.is_none());
-    store.set_mode(tenant, &jana, Channel::Meta, &Mode::Assistant).await.unwrap();
+    store.set_mode(tenant, &jana, Channel::Meta, &Mode::Assistant, &exp).await.unwrap();
+    // A handoff on a channel the contact never wrote on creates the conversation.
+    store.set_mode(tenant, &contact(9), Channel::Twilio, &human, &exp).await.unwrap();
+    assert_eq!(store.state(tenant, &contact(9), Channel::Twilio).await.unwrap().conversation.unwrap().mode, human);
     assert_eq!(store.state(tenant, &jana, Channel::Meta).await.unwrap().conversation.unwrap().mode, Mode::Assistant);
 
     // Leads per contact and per stage, latest change first.
@@ -272,6 +283,11 @@ where
         store.taken_slots(tenant, "2026-03-02").await.unwrap().into_iter().map(|s| s.time).collect();
     taken.sort();
     assert!(taken == ["09:00", "09:30"] || taken == ["09:30", "10:00"], "{taken:?}: the loser wrote nothing");
+
+    // An appointment holding a slot twice is refused whole.
+    let twice = appointment("a9", &contact(4), &["16:00", "16:00"]);
+    assert!(matches!(store.book(tenant, &twice, &appts).await, Err(crate::store::StoreError::Conflict(_))));
+    assert!(!store.taken_slots(tenant, "2026-03-02").await.unwrap().iter().any(|s| s.time == "16:00"));
 
     // A fresh booking on free slots, found by its hour; only its own contact can cancel it.
     let c = appointment("a3", &contact(3), &["14:00"]);

@@ -145,6 +145,22 @@ pub enum TenantsFileError {
     Invalid { path: String, tenant: String, reason: String },
 }
 
+/// `tenants.0.booking` (serde_ignored's path) as `tenants[0].booking` (serde_path_to_error's).
+fn indexed(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty() && *p != "?") {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 /// Digits of a display number as Meta shows it: `+1 555-000 1111` → `15550001111`.
 fn display_digits(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
@@ -166,16 +182,23 @@ impl TenantsFile {
             path: source.to_owned(),
             reason: if at.is_empty() || at == "." { reason } else { format!("at {at}: {reason}") },
         };
-        // serde_path_to_error names where in the file a field is unknown or wrong.
+        // serde_path_to_error names where in the file a field is wrong; serde_ignored finds the
+        // fields nothing read (the settings types accept unknown fields, for stored profiles).
+        let mut unknown = Vec::new();
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
         let parsed: Self = if is_json {
             let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de)
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
                 .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
         } else {
             let de = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de)
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut note))
                 .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
         };
+        if let Some(path) = unknown.first() {
+            let (at, field) = path.rsplit_once('.').unwrap_or(("", path));
+            return Err(parse_error(indexed(at), format!("unknown field `{field}`")));
+        }
         parsed.validate(source)?;
         Ok(parsed)
     }
@@ -315,6 +338,26 @@ tenants:
         let top = r#"{"tenants":[{"id":"a","name":"x","typo":1}]}"#;
         let err = TenantsFile::parse(top, true, "t.json").unwrap_err().to_string();
         assert!(err.contains("t.json") && err.contains("tenants[0]") && err.contains("`typo`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_field_in_the_settings_or_retention_is_named_too() {
+        let typo = "tenants:\n  - id: a\n    name: A\n    keywords: { en: { opt_outs: [STOP] } }\n";
+        let err = TenantsFile::parse(typo, false, "t.yaml").unwrap_err().to_string();
+        assert_eq!(err, "t.yaml: at tenants[0].keywords.en: unknown field `opt_outs`");
+        let typo = r#"{"tenants":[{"id":"a","name":"A","retention_days":{"mesages":30}}]}"#;
+        let err = TenantsFile::parse(typo, true, "t.json").unwrap_err().to_string();
+        assert_eq!(err, "t.json: at tenants[0].retention_days: unknown field `mesages`");
+    }
+
+    #[test]
+    fn a_profile_stored_by_a_newer_loader_is_still_read() {
+        let stored = serde_json::json!({"timezone": "Europe/Madrid", "booking": {"slot_minutes": 15, "buffer_minutes": 5}, "new_setting": true});
+        let settings: TenantSettings = serde_json::from_value(stored).unwrap();
+        assert_eq!((settings.timezone.as_str(), settings.booking.slot_minutes), ("Europe/Madrid", 15));
+        let retention: RetentionDays =
+            serde_json::from_value(serde_json::json!({"messages": 30, "future": 1})).unwrap();
+        assert_eq!(retention.messages, 30);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A tenant's settings for the assistant, as the tenants file states them and as they are
 //! stored in the tenant's profile. Every field is optional in the file; the defaults are what a
-//! business that wrote nothing would expect.
+//! business that wrote nothing would expect. These types read stored profiles too, so they accept
+//! fields they do not know (a newer loader may have written them); the tenants file refuses
+//! unknown fields on its own (`file.rs`).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"
 pub const MAX_QUIET_WINDOW_MS: u32 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TenantSettings {
     /// IANA time zone of the business: opening hours and slots are in it.
     pub timezone: String,
@@ -52,7 +54,7 @@ impl Default for TenantSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct BookingSettings {
     /// Length of one bookable slot.
     pub slot_minutes: u16,
@@ -69,14 +71,13 @@ impl Default for BookingSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
     pub minutes: u16,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct KeywordSet {
     pub opt_out: Vec<String>,
     pub opt_in: Vec<String>,
@@ -84,7 +85,7 @@ pub struct KeywordSet {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct BurstSettings {
     /// Messages from one contact this close together get one answer.
     pub quiet_window_ms: u32,
@@ -97,7 +98,6 @@ impl Default for BurstSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     pub name: String,
     /// The template's language code, e.g. `en_US`.

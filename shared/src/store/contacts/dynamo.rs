@@ -10,10 +10,14 @@ use crate::domain::{
     Lead, LeadStage, Mode, RecordId, Slot, TenantId,
 };
 use crate::privacy::Expiry;
-use crate::store::{Item, StoreError, from_item, get_n, get_s, keys, n, s, to_item, transaction_condition_failed};
+use crate::store::{
+    Item, StoreError, condition_failed, from_item, get_n, get_s, keys, n, s, to_item, transaction_condition_failed,
+};
 
 /// Index names (template.yaml).
 pub const BY_TIME_INDEX: &str = "byTime";
+
+const NEWER_ACTIVITY: &str = "attribute_not_exists(last_inbound_at) OR last_inbound_at <= :at";
 
 #[derive(Debug, Clone)]
 pub struct DynamoContacts {
@@ -45,8 +49,9 @@ impl DynamoContacts {
             .map_err(|e| StoreError::aws(what, e))
     }
 
+    /// Up to `limit` items of one `byTime` partition, latest first (page after page).
     async fn query_index(&self, pk: &str, limit: usize, what: &'static str) -> Result<Vec<Item>, StoreError> {
-        let out = self
+        let mut pages = self
             .client
             .query()
             .table_name(&self.table)
@@ -55,10 +60,17 @@ impl DynamoContacts {
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
             .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws(what, e))?;
-        Ok(out.items.unwrap_or_default())
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while items.len() < limit {
+            match pages.next().await {
+                Some(item) => items.push(item.map_err(|e| StoreError::aws(what, e))?),
+                None => break,
+            }
+        }
+        Ok(items)
     }
 
     fn update(&self, pk: &str, sk: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
@@ -133,15 +145,33 @@ impl ContactStore for DynamoContacts {
                 .consistent_read(true)
                 .build(),
         )?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys_and_attributes)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("BatchGetItem contact", e))?;
+        // DynamoDB may leave keys unprocessed (throttling) and still succeed: a missing item
+        // would read as "no opt-out", "not in human mode". Ask again for those, or fail.
+        let mut request = Some(keys_and_attributes);
+        let mut items = Vec::new();
+        for attempt in 0..5u32 {
+            let Some(keys_and_attributes) = request.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys_and_attributes)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("BatchGetItem contact", e))?;
+            items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+        }
+        if request.is_some() {
+            return Err(StoreError::Aws {
+                operation: "BatchGetItem contact",
+                message: "keys left unprocessed after retries".into(),
+            });
+        }
         let mut state = ContactState::default();
-        for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+        for item in items {
             match get_s(&item, "sk") {
                 Some(keys::CONTACT_SK) => state.contact = Some(contact_of(&item)?),
                 Some(_) => state.conversation = Some(conversation_of(&item)?),
@@ -172,7 +202,10 @@ impl ContactStore for DynamoContacts {
             .expression_attribute_values(":at", n(a.at))
             .expression_attribute_values(":in", s(Consent::OptedIn.as_str()))
             .expression_attribute_values(":ttl", n(expiry.ttl))
-            .expression_attribute_values(":bucket", s(expiry.bucket(&pk)));
+            .expression_attribute_values(":bucket", s(expiry.bucket(&pk)))
+            // Activity only moves forward (a message queued again late is older news): the
+            // 24-hour window and the retention clock it restarts never go back.
+            .condition_expression(NEWER_ACTIVITY);
         if let Some(name) = a.profile_name {
             contact = contact.expression_attribute_values(":name", s(name));
         }
@@ -190,15 +223,41 @@ impl ContactStore for DynamoContacts {
             .expression_attribute_values(":assistant", s("assistant"))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .expression_attribute_values(":ttl", n(expiry.ttl))
-            .expression_attribute_values(":bucket", s(expiry.bucket(&format!("{pk}#{conversation_sk}"))));
-        self.client
+            .expression_attribute_values(":bucket", s(expiry.bucket(&format!("{pk}#{conversation_sk}"))))
+            .condition_expression(NEWER_ACTIVITY);
+        let (contact, conversation) = (build(contact.build())?, build(conversation.build())?);
+        let together = self
+            .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(build(contact.build())?).build())
-            .transact_items(TransactWriteItem::builder().update(build(conversation.build())?).build())
+            .transact_items(TransactWriteItem::builder().update(contact.clone()).build())
+            .transact_items(TransactWriteItem::builder().update(conversation.clone()).build())
             .send()
-            .await
-            .map_err(|e| StoreError::aws("TransactWriteItems activity", e))?;
-        Ok(())
+            .await;
+        match together {
+            Ok(_) => Ok(()),
+            // One of the two has newer activity (another channel's, say): each on its own.
+            Err(e) if transaction_condition_failed(&e) => {
+                for update in [contact, conversation] {
+                    let result = self
+                        .client
+                        .update_item()
+                        .table_name(update.table_name())
+                        .set_key(Some(update.key().clone()))
+                        .update_expression(update.update_expression())
+                        .set_condition_expression(update.condition_expression().map(str::to_owned))
+                        .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                        .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                        .send()
+                        .await;
+                    match result {
+                        Err(e) if condition_failed(&e) => {}
+                        other => other.map(|_| ()).map_err(|e| StoreError::aws("UpdateItem activity", e))?,
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(StoreError::aws("TransactWriteItems activity", e)),
+        }
     }
 
     async fn set_consent(
@@ -277,33 +336,22 @@ impl ContactStore for DynamoContacts {
         contact: &ContactId,
         channel: Channel,
         mode: &Mode,
+        expiry: &Expiry,
     ) -> Result<(), StoreError> {
-        let pk = keys::contact_pk(tenant, &contact.key());
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk.as_str()))
-            .key("sk", s(keys::conversation_item_sk(channel)))
-            .expression_attribute_names("#mode", "mode")
-            .expression_attribute_values(":ch", s(channel.as_str()));
-        let request = match mode {
-            Mode::Assistant => request
-                .update_expression("SET channel = :ch, #mode = :m REMOVE mode_since, mode_reason")
-                .expression_attribute_values(":m", s("assistant")),
-            Mode::Human { since, reason } => {
-                let request = request
-                    .expression_attribute_values(":m", s("human"))
-                    .expression_attribute_values(":since", n(*since));
-                match reason {
-                    Some(r) => request
-                        .update_expression("SET channel = :ch, #mode = :m, mode_since = :since, mode_reason = :r")
-                        .expression_attribute_values(":r", s(r.as_str())),
-                    None => request
-                        .update_expression("SET channel = :ch, #mode = :m, mode_since = :since REMOVE mode_reason"),
-                }
-            }
+        let (set, remove) = match mode {
+            Mode::Assistant => ("#mode = :m", " REMOVE mode_since, mode_reason"),
+            Mode::Human { reason: Some(_), .. } => ("#mode = :m, mode_since = :since, mode_reason = :r", ""),
+            Mode::Human { reason: None, .. } => ("#mode = :m, mode_since = :since", " REMOVE mode_reason"),
         };
+        let mut request = self
+            .update_conversation(tenant, contact, channel, expiry, set, remove)
+            .expression_attribute_values(":m", s(if matches!(mode, Mode::Assistant) { "assistant" } else { "human" }));
+        if let Mode::Human { since, reason } = mode {
+            request = request.expression_attribute_values(":since", n(*since));
+            if let Some(r) = reason {
+                request = request.expression_attribute_values(":r", s(r.as_str()));
+            }
+        }
         request.send().await.map_err(|e| StoreError::aws("UpdateItem mode", e))?;
         Ok(())
     }
@@ -314,21 +362,51 @@ impl ContactStore for DynamoContacts {
         contact: &ContactId,
         channel: Channel,
         needs: bool,
+        expiry: &Expiry,
     ) -> Result<(), StoreError> {
+        self.update_conversation(
+            tenant,
+            contact,
+            channel,
+            expiry,
+            "needs_template = :v, #mode = if_not_exists(#mode, :m)",
+            "",
+        )
+        .expression_attribute_values(":v", AttributeValue::Bool(needs))
+        .expression_attribute_values(":m", s("assistant"))
+        .send()
+        .await
+        .map_err(|e| StoreError::aws("UpdateItem needs_template", e))?;
+        Ok(())
+    }
+}
+
+impl DynamoContacts {
+    /// An update of a conversation item that creates it, stamped, if it does not exist yet.
+    fn update_conversation(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        channel: Channel,
+        expiry: &Expiry,
+        set: &str,
+        remove: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let pk = keys::contact_pk(tenant, &contact.key());
+        let sk = keys::conversation_item_sk(channel);
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::contact_pk(tenant, &contact.key())))
-            .key("sk", s(keys::conversation_item_sk(channel)))
-            .update_expression("SET channel = :ch, needs_template = :v, #mode = if_not_exists(#mode, :assistant)")
+            .key("pk", s(pk.as_str()))
+            .key("sk", s(sk.as_str()))
+            .update_expression(format!(
+                "SET channel = :ch, expires_at = if_not_exists(expires_at, :ttl), \
+                 exp_pk = if_not_exists(exp_pk, :bucket), {set}{remove}"
+            ))
             .expression_attribute_names("#mode", "mode")
             .expression_attribute_values(":ch", s(channel.as_str()))
-            .expression_attribute_values(":v", AttributeValue::Bool(needs))
-            .expression_attribute_values(":assistant", s("assistant"))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem needs_template", e))?;
-        Ok(())
+            .expression_attribute_values(":ttl", n(expiry.ttl))
+            .expression_attribute_values(":bucket", s(expiry.bucket(&format!("{pk}#{sk}"))))
     }
 }
 
@@ -466,6 +544,7 @@ struct SlotItem {
 
 impl AppointmentStore for DynamoContacts {
     async fn book(&self, tenant: &TenantId, a: &Appointment, expiry: &Expiry) -> Result<Booking, StoreError> {
+        super::check_slots(a)?;
         let pk = keys::contact_pk(tenant, &a.contact.key());
         let sk = keys::appointment_sk(a.id.as_str());
         let item = AppointmentItem {
@@ -589,7 +668,7 @@ impl AppointmentStore for DynamoContacts {
 
     async fn due_in_hour(&self, tenant: &TenantId, hour: &str) -> Result<Vec<Appointment>, StoreError> {
         let mut items =
-            self.query_index(&keys::appointments_due_pk(tenant, hour), 1000, "Query appointments due").await?;
+            self.query_index(&keys::appointments_due_pk(tenant, hour), usize::MAX, "Query appointments due").await?;
         items.reverse();
         items.into_iter().map(|i| from_item::<AppointmentItem>("appointment", i).map(Appointment::from)).collect()
     }

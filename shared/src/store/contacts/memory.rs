@@ -68,14 +68,19 @@ impl ContactStore for MemoryContacts {
     async fn record_activity(&self, tenant: &TenantId, a: InboundActivity<'_>, _: &Expiry) -> Result<(), StoreError> {
         let k = key(tenant, a.contact);
         self.with(|t| {
+            // Activity only moves forward.
             let contact = t.contacts.entry(k.clone()).or_insert_with(|| new_contact(a.contact, a.at));
-            contact.last_inbound_at = a.at;
-            if let Some(name) = a.profile_name {
-                contact.profile_name = Some(name.to_owned());
+            if contact.last_inbound_at <= a.at {
+                contact.last_inbound_at = a.at;
+                if let Some(name) = a.profile_name {
+                    contact.profile_name = Some(name.to_owned());
+                }
             }
             let conversation = t.conversations.entry((k, a.channel)).or_insert_with(|| Conversation::new(a.channel));
-            conversation.last_inbound_at = Some(a.at);
-            conversation.needs_template = false;
+            if conversation.last_inbound_at.is_none_or(|at| at <= a.at) {
+                conversation.last_inbound_at = Some(a.at);
+                conversation.needs_template = false;
+            }
         });
         Ok(())
     }
@@ -112,6 +117,7 @@ impl ContactStore for MemoryContacts {
         contact: &ContactId,
         channel: Channel,
         mode: &Mode,
+        _: &Expiry,
     ) -> Result<(), StoreError> {
         self.with(|t| {
             t.conversations.entry((key(tenant, contact), channel)).or_insert_with(|| Conversation::new(channel)).mode =
@@ -126,6 +132,7 @@ impl ContactStore for MemoryContacts {
         contact: &ContactId,
         channel: Channel,
         needs: bool,
+        _: &Expiry,
     ) -> Result<(), StoreError> {
         self.with(|t| {
             t.conversations
@@ -165,6 +172,7 @@ impl LeadStore for MemoryContacts {
 
 impl AppointmentStore for MemoryContacts {
     async fn book(&self, tenant: &TenantId, a: &Appointment, _: &Expiry) -> Result<Booking, StoreError> {
+        super::check_slots(a)?;
         Ok(self.with(|t| {
             let k = (key(tenant, &a.contact), a.id.clone());
             let slot_keys: Vec<_> = a.slots.iter().map(|s| (tenant.clone(), s.date.clone(), s.time.clone())).collect();

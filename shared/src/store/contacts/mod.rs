@@ -51,6 +51,18 @@ pub enum Booking {
     SlotTaken,
 }
 
+/// An appointment holds each slot once (DynamoDB refuses a transaction touching an item twice).
+fn check_slots(appointment: &Appointment) -> Result<(), StoreError> {
+    let mut slots: Vec<&Slot> = appointment.slots.iter().collect();
+    slots.sort();
+    slots.dedup();
+    if slots.len() == appointment.slots.len() && !slots.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict("an appointment holds one or more slots, each once".into()))
+    }
+}
+
 pub trait ContactStore: Send + Sync {
     fn state(
         &self,
@@ -81,12 +93,15 @@ pub trait ContactStore: Send + Sync {
         tenant: &TenantId,
         contact: &ContactId,
     ) -> impl Future<Output = Result<Vec<ConsentChange>, StoreError>> + Send;
+    /// Who answers the conversation. `expiry` stamps a conversation this creates (one that
+    /// exists keeps its own stamps: its last activity decides).
     fn set_mode(
         &self,
         tenant: &TenantId,
         contact: &ContactId,
         channel: Channel,
         mode: &Mode,
+        expiry: &Expiry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn set_needs_template(
         &self,
@@ -94,6 +109,7 @@ pub trait ContactStore: Send + Sync {
         contact: &ContactId,
         channel: Channel,
         needs: bool,
+        expiry: &Expiry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -427,7 +427,8 @@ impl ConversationLog for DynamoMessageLog {
         contact: &ContactId,
         limit: usize,
     ) -> Result<Vec<ConversationEntry>, StoreError> {
-        let out = self
+        // The latest first, page after page (a page stops at 1 MB), until `limit` are read.
+        let mut pages = self
             .client
             .query()
             .table_name(&self.table)
@@ -436,21 +437,19 @@ impl ConversationLog for DynamoMessageLog {
             .expression_attribute_values(":c", s(keys::conversation_pk(tenant, &contact.key())))
             .scan_index_forward(false)
             .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query conversation", e))?;
-        let mut entries = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| {
-                if get_s(item, "pk").is_some_and(|pk| pk.contains("#OUT#")) {
-                    outbound_of(item).map(ConversationEntry::Outbound)
-                } else {
-                    inbound_of(item).map(|(_, m)| ConversationEntry::Inbound(m))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .into_paginator()
+            .items()
+            .send();
+        let mut entries = Vec::new();
+        while entries.len() < limit {
+            let Some(item) = pages.next().await else { break };
+            let item = item.map_err(|e| StoreError::aws("Query conversation", e))?;
+            entries.push(if get_s(&item, "pk").is_some_and(|pk| pk.contains("#OUT#")) {
+                ConversationEntry::Outbound(outbound_of(&item)?)
+            } else {
+                ConversationEntry::Inbound(inbound_of(&item)?.1)
+            });
+        }
         entries.reverse();
         Ok(entries)
     }
