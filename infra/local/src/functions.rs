@@ -170,6 +170,11 @@ impl LocalFunction {
         }
     }
 
+    /// The clock the function's invocations are timed by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     pub fn is_http(&self) -> bool {
         !self.def.http_routes.is_empty()
     }
@@ -189,14 +194,18 @@ impl LocalFunction {
         let task = tokio::spawn(async move {
             function::invoke(&*this.function, event, context, &*this.clock).await.map_err(|e| e.to_string())
         });
+        // Lambda stops a function at its timeout whether or not anyone still waits for it.
         let abort = task.abort_handle();
-        match tokio::time::timeout(timeout, task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(format!("the function panicked: {e}")),
-            Err(_) => {
-                abort.abort();
-                Err(format!("Task timed out after {} seconds", self.def.timeout_secs))
-            }
+        let watchdog = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            abort.abort();
+        });
+        let outcome = task.await;
+        watchdog.abort();
+        match outcome {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Err(format!("Task timed out after {} seconds", self.def.timeout_secs)),
+            Err(e) => Err(format!("the function panicked: {e}")),
         }
     }
 
@@ -204,5 +213,62 @@ impl LocalFunction {
     pub async fn invoke_json(self: &Arc<Self>, event: &Value) -> Result<Value, String> {
         let raw = serde_json::value::RawValue::from_string(event.to_string()).map_err(|e| e.to_string())?;
         self.invoke(raw).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use concierge::clock::TokioClock;
+    use concierge::function::BoxFuture;
+
+    use super::*;
+
+    /// Never finishes; notes when it is stopped.
+    struct Forever(Arc<AtomicBool>);
+
+    struct Stopped(Arc<AtomicBool>);
+
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Function for Forever {
+        fn invoke(&self, _: Event, _: Context) -> BoxFuture<'_, Result<Value, function::Error>> {
+            let stopped = Stopped(self.0.clone());
+            Box::pin(async move {
+                let _stopped = stopped;
+                std::future::pending().await
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_function_is_stopped_at_its_timeout_even_when_its_caller_has_gone() {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let def = FunctionDef {
+            logical_id: "Forever".into(),
+            binary: "forever".into(),
+            environment: Vec::new(),
+            http_routes: Vec::new(),
+            sqs_sources: Vec::new(),
+            schedules: Vec::new(),
+            timeout_secs: 3,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(0));
+        let f = Arc::new(LocalFunction::hosting(def, Arc::new(Forever(stopped.clone())), clock));
+        // The caller gives up after a second (an HTTP client hanging up).
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), f.invoke_json(&serde_json::json!({}))).await;
+        assert!(gave_up.is_err());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!stopped.load(Ordering::SeqCst), "still running inside its timeout, like Lambda");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(stopped.load(Ordering::SeqCst), "stopped at its timeout");
+        // And a caller that waits gets Lambda's timeout error.
+        let error = f.invoke_json(&serde_json::json!({})).await.unwrap_err();
+        assert_eq!(error, "Task timed out after 3 seconds");
     }
 }

@@ -189,10 +189,11 @@ impl LocalStack {
             .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024))
     }
 
-    /// The Lambda Invoke API.
+    /// The Lambda Invoke API, and `POST /schedules/{LogicalId}` to fire a schedule now.
     pub fn invoke_router(&self) -> axum::Router {
         axum::Router::new()
             .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(gateway::invoke))
+            .route("/schedules/{name}", axum::routing::post(schedules::fire_now))
             .with_state(Arc::new(self.functions.clone()))
             // Lambda's limit for a synchronous invocation payload.
             .layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024))

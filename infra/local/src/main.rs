@@ -59,7 +59,8 @@ async fn main() -> Result<()> {
             println!("    {:<5} http://127.0.0.1:{}{}", r.method, args.api_port, r.path);
         }
         for s in &f.def.schedules {
-            println!("    every {} (now: invoke it with events/schedule.json)", s.expression);
+            println!("    every {}", s.expression);
+            println!("    POST  http://127.0.0.1:{}/schedules/{} (fire it now)", args.lambda_port, f.def.logical_id);
         }
     }
     println!("  lambda API  http://127.0.0.1:{} (aws lambda invoke --endpoint-url …)", args.lambda_port);

@@ -247,10 +247,12 @@ impl TenantsFile {
                 E164::parse(&twilio.from).map_err(|_| invalid("channels.twilio.from must be a phone number".into()))?;
             }
             if let Some(shop) = &t.shopify {
-                if !shop.shop_domain.ends_with(".myshopify.com") {
+                // Stored lower-cased (domains are case-insensitive): compare them so too.
+                let domain = shop.shop_domain.to_ascii_lowercase();
+                if !domain.ends_with(".myshopify.com") {
                     return Err(invalid("shopify.shop_domain must be <shop>.myshopify.com".into()));
                 }
-                if !shops.insert(shop.shop_domain.as_str()) {
+                if !shops.insert(domain) {
                     return Err(invalid("shopify.shop_domain is already used by another tenant".into()));
                 }
             }
@@ -318,6 +320,15 @@ tenants:
         let printed = format!("{f:?}");
         assert!(printed.contains("acme-dental"), "{printed}");
         assert!(!printed.contains("EAAG-secret") && !printed.contains("twilio-tok-secret"), "{printed}");
+    }
+
+    #[test]
+    fn one_shop_in_two_spellings_is_refused() {
+        let twice = r#"{"tenants":[
+            {"id":"a","name":"A","shopify":{"shop_domain":"Acme.myshopify.com"}},
+            {"id":"b","name":"B","shopify":{"shop_domain":"acme.MyShopify.com"}}]}"#;
+        let err = TenantsFile::parse(twice, true, "f").unwrap_err().to_string();
+        assert!(err.contains("already used by another tenant"), "{err}");
     }
 
     #[test]
