@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::channels::meta::NumberUpdates;
 use crate::clock::Clock;
+use crate::domain::TenantId;
 use crate::domain::{InboundMessage, Stage, StatusUpdate};
 use crate::invocation;
 use crate::privacy::retention::Category;
@@ -32,7 +33,7 @@ use crate::queue::{InboundJob, InboundQueue, MAX_BATCH, QueueError, Queued, mess
 use crate::store::StoreError;
 use crate::store::keys;
 use crate::store::messages::{DeliveryLog, InboundLog, NewInbound, Recorded, StatusApplied};
-use crate::tenants::{Tenant, TenantDirectory};
+use crate::tenants::{Tenant, TenantDirectory, TwilioCredentials};
 
 /// The sweeper looks at a message still unanswered this long after it arrived.
 pub const SWEEP_AFTER_MS: i64 = 5 * 60 * 1000;
@@ -98,6 +99,8 @@ pub enum IngestError {
     Queue(#[from] QueueError),
     #[error("another delivery of a message was still at work when this one ran out of time")]
     StillInProgress,
+    #[error("the invocation ran out of time")]
+    OutOfTime,
 }
 
 impl IngestError {
@@ -224,6 +227,16 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
             }
         }
         first_error.map_or(Ok(report), Err)
+    }
+
+    /// A tenant by id (Twilio's URLs name it), retried within the invocation like every step.
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, IngestError> {
+        retry(give_up_at(), "tenant lookup", || self.directory.by_id(id)).await
+    }
+
+    /// A tenant's Twilio account with its token opened, retried within the invocation.
+    pub async fn twilio_credentials(&self, tenant: &Tenant) -> Result<Option<Arc<TwilioCredentials>>, IngestError> {
+        retry(give_up_at(), "tenant lookup", || self.directory.twilio_credentials(tenant)).await
     }
 
     /// Everything one notification said to one of our numbers.
@@ -418,7 +431,9 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
                     batch.push((taken_over(p, *received_at), p.new.key));
                 }
                 Some(Next::Done) => report.duplicates += 1,
-                None => {} // its store step failed; the error is reported
+                // Its store step failed (the error is reported): nothing after it may overtake
+                // it. What came before goes out; the rest waits for the provider's retry.
+                None => break,
                 Some(Next::Wait { .. }) => {
                     let end = (i..prepared.len())
                         .find(|&j| !matches!(next[j], Some(Next::Wait { .. })))
@@ -512,6 +527,10 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         let mut pending: Vec<Queued> = chunk.to_vec();
         let mut pause = Duration::from_millis(50);
         loop {
+            // Nothing starts after the attempt must stop: what is marked stays for the retry.
+            if Instant::now() >= attempt.give_up_at {
+                return Err(IngestError::OutOfTime);
+            }
             let result = self.queue.send_batch(&pending).await;
             let failed = match result {
                 Ok(failed) if failed.is_empty() => return Ok(()),
@@ -544,8 +563,16 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
         look_first: bool,
         attempt: &Attempt,
     ) -> Result<bool, IngestError> {
-        let mut pause = if look_first { Duration::ZERO } else { Duration::from_millis(50) };
+        let mut pause = Duration::from_millis(50);
+        let mut look = look_first;
         loop {
+            if look {
+                match retry(attempt.give_up_at, "read state", || self.log.inbound_state(key)).await? {
+                    Some(state) if state.stage >= Stage::Queued => return Ok(true),
+                    Some(state) => lease_until_ms = state.lease_until_ms,
+                    None => return Ok(false),
+                }
+            }
             if self.clock.now_ms() > lease_until_ms + CLOCK_SKEW_MS {
                 return Ok(false);
             }
@@ -553,12 +580,8 @@ impl<D: TenantDirectory, L: InboundLog + DeliveryLog, Q: InboundQueue> Ingest<D,
                 return Err(IngestError::StillInProgress);
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).clamp(Duration::from_millis(50), Duration::from_millis(500));
-            match retry(attempt.give_up_at, "read state", || self.log.inbound_state(key)).await? {
-                Some(state) if state.stage >= Stage::Queued => return Ok(true),
-                Some(state) => lease_until_ms = state.lease_until_ms,
-                None => return Ok(false),
-            }
+            pause = (pause * 2).min(Duration::from_millis(500));
+            look = true;
         }
     }
 
@@ -616,6 +639,9 @@ where
 {
     let mut pause = Duration::from_millis(50);
     loop {
+        if Instant::now() >= give_up_at {
+            return Err(IngestError::OutOfTime);
+        }
         match op().await.map_err(Into::into) {
             Ok(v) => return Ok(v),
             Err(e) if e.retry_is_pointless() || Instant::now() + pause >= give_up_at => return Err(e),
@@ -823,6 +849,143 @@ mod tests {
         let expected: Vec<String> = (0..6).map(|n| key(&format!("wamid.{n}"))).collect();
         assert_eq!(keys_sent(&i), expected);
         assert!(i.clock.now_ms() < START_MS + 5_000, "nobody waited out a lease");
+    }
+
+    /// A store that cannot write one message while `failing` is set.
+    struct FailsOne {
+        log: MemoryMessageLog,
+        key: String,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl InboundLog for FailsOne {
+        async fn record_inbound(&self, new: &NewInbound<'_>) -> Result<Recorded, StoreError> {
+            if new.key == self.key && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Aws { operation: "PutItem", message: "unavailable".into() });
+            }
+            self.log.record_inbound(new).await
+        }
+        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
+            self.log.mark_queued(key).await
+        }
+        async fn inbound_state(&self, key: &str) -> Result<Option<InboundState>, StoreError> {
+            self.log.inbound_state(key).await
+        }
+        async fn inbound(&self, key: &str) -> Result<Option<crate::store::messages::StoredInbound>, StoreError> {
+            self.log.inbound(key).await
+        }
+        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
+            self.log.claim(key, now, until).await
+        }
+        async fn complete(&self, key: &str) -> Result<(), StoreError> {
+            self.log.complete(key).await
+        }
+    }
+
+    impl DeliveryLog for FailsOne {
+        async fn apply_status(&self, t: &TenantId, s: &StatusUpdate, e: &Expiry) -> Result<StatusApplied, StoreError> {
+            self.log.apply_status(t, s, e).await
+        }
+        async fn record_outbound(
+            &self,
+            t: &TenantId,
+            m: &crate::domain::OutboundMessage,
+            e: &Expiry,
+        ) -> Result<(), StoreError> {
+            self.log.record_outbound(t, m, e).await
+        }
+        async fn attach_provider_id(
+            &self,
+            t: &TenantId,
+            id: &crate::domain::RecordId,
+            c: Channel,
+            p: &ProviderMessageId,
+            e: &Expiry,
+        ) -> Result<(), StoreError> {
+            self.log.attach_provider_id(t, id, c, p, e).await
+        }
+        async fn outbound(
+            &self,
+            t: &TenantId,
+            id: &crate::domain::RecordId,
+        ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
+            self.log.outbound(t, id).await
+        }
+        async fn delivery(
+            &self,
+            t: &TenantId,
+            c: Channel,
+            p: &ProviderMessageId,
+        ) -> Result<Option<crate::store::messages::Delivery>, StoreError> {
+            self.log.delivery(t, c, p).await
+        }
+    }
+
+    /// A message that could not be stored holds back the contact's later ones: none overtakes it.
+    #[tokio::test(start_paused = true)]
+    async fn a_contacts_later_messages_never_overtake_one_that_could_not_be_stored() {
+        let i = Ingest {
+            directory: NoDirectory,
+            log: FailsOne { log: MemoryMessageLog::default(), key: key("wamid.1"), failing: true.into() },
+            queue: MemoryQueue::default(),
+            pseudonyms: Pseudonymizer::new(b"k"),
+            clock: Arc::new(TokioClock::starting_at(START_MS)),
+        };
+        let messages = vec![message("wamid.0", 0), message("wamid.1", 1), message("wamid.2", 2)];
+        assert!(i.tenant_updates(&tenant(), messages.clone(), vec![]).await.is_err());
+        let sent: Vec<String> = i.queue.sent().into_iter().map(|q| q.job.message_key).collect();
+        assert_eq!(sent, [key("wamid.0")], "nothing after the message that failed");
+        // The provider retries once the store works again, after this attempt's lease.
+        i.log.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
+        assert_eq!((report.duplicates, report.stored, report.requeued), (1, 1, 1));
+        let sent: Vec<String> = i.queue.sent().into_iter().map(|q| q.job.message_key).collect();
+        assert_eq!(sent, [key("wamid.0"), key("wamid.1"), key("wamid.2")]);
+    }
+
+    /// Nothing starts after the attempt must stop: a take-over that comes late in the
+    /// invocation stops sending at the deadline instead of running past it.
+    #[tokio::test(start_paused = true)]
+    async fn work_never_starts_after_the_attempt_must_stop() {
+        let i = Ingest {
+            directory: NoDirectory,
+            log: Slow(MemoryMessageLog::default()),
+            queue: Slow(MemoryQueue::default()),
+            pseudonyms: Pseudonymizer::new(b"k"),
+            clock: Arc::new(TokioClock::starting_at(START_MS)),
+        };
+        // The first message is held by an attempt whose lease ends at 8 s.
+        let t = tenant();
+        let first = message("wamid.0000", 0);
+        let first_key = key("wamid.0000");
+        let other = Attempt { id: "other".into(), lease_until_ms: START_MS + 7_000, ..Attempt::new(&t, &*i.clock) };
+        i.log.0.record_inbound(&prepare(&t, &first, &first_key, "+4915112345678", "g", &other).new).await.unwrap();
+        let messages: Vec<InboundMessage> = (0..1000).map(|n| message(&format!("wamid.{n:04}"), n)).collect();
+        let started = Instant::now();
+        let result = i.tenant_updates(&tenant(), messages, vec![]).await;
+        assert!(result.is_err(), "it cannot finish in time");
+        assert!(started.elapsed() <= DEFAULT_BUDGET - crate::aws::ANSWER_RESERVE + LATENCY, "{:?}", started.elapsed());
+    }
+
+    /// A message another attempt queued while this one waited for a later one is a duplicate,
+    /// even if the lease it was stored with has run out by then.
+    #[tokio::test(start_paused = true)]
+    async fn a_message_queued_meanwhile_is_never_taken_over_for_an_old_lease() {
+        let i = Arc::new(ingest());
+        stored_by_another_attempt(&i, "wamid.1", START_MS + 1_000).await;
+        stored_by_another_attempt(&i, "wamid.2", START_MS + 6_000).await;
+        let other = i.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            other.log.mark_queued(&key("wamid.1")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+            other.log.mark_queued(&key("wamid.2")).await.unwrap();
+        });
+        let report =
+            i.tenant_updates(&tenant(), vec![message("wamid.1", 1), message("wamid.2", 2)], vec![]).await.unwrap();
+        assert_eq!((report.duplicates, report.requeued), (2, 0));
+        assert_eq!(i.queue.calls(), 0);
     }
 
     /// Routes `PN-A` to tenant `acme` and fails every lookup of any other number.

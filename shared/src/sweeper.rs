@@ -225,7 +225,8 @@ mod tests {
             reply_to: None,
             content: Content::Text { body: "x".into() },
         };
-        let key = keys::message_key(&tenant.id, Channel::Meta, id);
+        let key =
+            keys::message_key(&tenant.id, Channel::Meta, &Pseudonymizer::new(b"k").message_ref(Channel::Meta, id));
         let attempt = Attempt::new(tenant, &ManualClock::at(at_ms));
         let p = prepare(tenant, &m, &key, "+4915112345678", "g", &attempt);
         log.record_inbound(&p.new).await.unwrap();

@@ -208,3 +208,16 @@ async fn a_tenant_lookup_that_fails_is_a_500_and_an_error_in_the_logs() {
     proxy.clear();
     assert_eq!(t.post_meta(&body).await.status, 200);
 }
+
+/// Twilio does not retry a 500 by default: a tenant lookup that fails for a while is retried
+/// within the invocation (past the SDK's own three attempts), and the message is kept.
+#[tokio::test]
+async fn a_twilio_message_survives_a_tenant_lookup_failing_for_a_while() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    proxy.inject_times("GetItem", Fault::Fail, 4);
+    let params =
+        [("MessageSid", "SMlookup"), ("AccountSid", TWILIO_ACCOUNT_A), ("From", "+14155550123"), ("Body", "x")];
+    assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
+    assert!(t.message(&message_key(TENANT_A, "twilio", "SMlookup")).await.is_some());
+}

@@ -63,3 +63,39 @@ async fn every_key_of_every_item_written_starts_with_its_tenant() {
         }
     }
 }
+
+/// Under throttling DynamoDB may answer a BatchGetItem with some keys unprocessed: the contact's
+/// state is asked for again, never read as "no opt-out" or "not in human mode".
+#[tokio::test]
+async fn contact_state_asks_again_for_keys_dynamodb_left_unprocessed() {
+    use concierge::domain::{Channel, ContactId};
+    use concierge::privacy::Expiry;
+    use concierge::privacy::retention::{Category, RetentionDays};
+    use concierge::store::contacts::{ContactStore, InboundActivity};
+
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    let table = t.table("ContactsTable");
+    let store = DynamoContacts::new(aws_sdk_dynamodb::Client::new(&t.stack.sdk), table.clone());
+    let tenant = TenantId::parse(TENANT_A).unwrap();
+    let jana = ContactId::parse_key("+4915112345678").unwrap();
+    let expiry = Expiry::new(&tenant, Category::Messages, 1_767_225_600, &RetentionDays::default());
+    let activity = InboundActivity { contact: &jana, channel: Channel::Meta, profile_name: None, at: 1_767_225_600 };
+    store.record_activity(&tenant, activity, &expiry).await.unwrap();
+
+    let pk = format!("{TENANT_A}#C#+4915112345678");
+    let unprocessed = serde_json::json!({
+        "Responses": {&table: []},
+        "UnprocessedKeys": {&table: {"Keys": [
+            {"pk": {"S": &pk}, "sk": {"S": "PROFILE"}},
+            {"pk": {"S": &pk}, "sk": {"S": "CONV#meta"}}
+        ], "ConsistentRead": true}}
+    })
+    .to_string();
+    proxy.inject_times("BatchGetItem", Fault::Respond(unprocessed.clone()), 1);
+    let state = store.state(&tenant, &jana, Channel::Meta).await.unwrap();
+    assert!(state.contact.is_some() && state.conversation.is_some(), "{state:?}");
+
+    proxy.inject("BatchGetItem", Fault::Respond(unprocessed));
+    assert!(store.state(&tenant, &jana, Channel::Meta).await.is_err(), "never a state with items missing");
+}

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 /// What happens to a matching request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Forwarded after this long (AWS-like latency, or a slow AWS).
     Delay(Duration),
@@ -21,6 +21,8 @@ pub enum Fault {
     Reject,
     /// Never answered (a hung connection): the client's timeout has to end it.
     Hang,
+    /// Answered 200 with this JSON body, as DynamoDB would (e.g. keys left unprocessed).
+    Respond(String),
 }
 
 #[derive(Debug, Clone)]
@@ -124,7 +126,7 @@ async fn forward(
             if let Some(n) = r.remaining.as_mut() {
                 *n -= 1;
             }
-            r.fault
+            r.fault.clone()
         })
     };
     match fault {
@@ -143,6 +145,9 @@ async fn forward(
                 r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"One or more parameter values were invalid"}"#,
             )
                 .into_response();
+        }
+        Some(Fault::Respond(body)) => {
+            return (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], body).into_response();
         }
         Some(Fault::Hang) => {
             state.shared.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

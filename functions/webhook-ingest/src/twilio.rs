@@ -2,8 +2,7 @@
 
 use concierge::channels::twilio::{self, Form, signature};
 use concierge::domain::TenantId;
-use concierge::store::StoreError;
-use concierge::tenants::TenantDirectory;
+use concierge::ingest::IngestError;
 use lambda_http::{Body, Request, Response};
 
 use crate::{App, respond};
@@ -23,17 +22,16 @@ pub async fn receive(app: &App, req: &Request, tenant: &str, status: bool) -> Re
     let Ok(tenant_id) = TenantId::parse(tenant) else {
         return unknown();
     };
-    let directory = &app.pipeline.directory;
-    let failed = |e: StoreError| {
-        tracing::error!(error = %e, "tenant lookup failed; asking Twilio to retry");
+    let failed = |e: IngestError| {
+        tracing::error!(error = %e, "tenant lookup failed; answering 500");
         respond::error(500, "temporarily unavailable")
     };
-    let tenant = match directory.by_id(&tenant_id).await {
+    let tenant = match app.pipeline.tenant(&tenant_id).await {
         Ok(Some(tenant)) => tenant,
         Ok(None) => return unknown(),
         Err(e) => return failed(e),
     };
-    let credentials = match directory.twilio_credentials(&tenant).await {
+    let credentials = match app.pipeline.twilio_credentials(&tenant).await {
         Ok(Some(credentials)) => credentials,
         Ok(None) => return unknown(),
         Err(e) => return failed(e),

@@ -73,29 +73,36 @@ impl Expression {
     }
 }
 
-/// `POST /schedules/{LogicalId}` on the Lambda port: fires the function's schedule now, with
+/// `POST /schedules/{LogicalId}` on the Lambda port: fires the function's schedules now, with
 /// the event EventBridge would send at this moment (the files in `events/` carry a fixed time).
+/// Answers the function's result (an array when it has several schedules).
 pub async fn fire_now(
     axum::extract::State(functions): axum::extract::State<Arc<Vec<Arc<LocalFunction>>>>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> axum::response::Response {
+    use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    let found =
-        functions.iter().find_map(|f| Some((f, f.def.schedules.first()?)).filter(|(f, _)| f.def.logical_id == name));
-    let Some((function, def)) = found else {
+    let Some(function) = functions.iter().find(|f| f.def.logical_id == name && !f.def.schedules.is_empty()) else {
         let message = format!("{name} is not a function with a schedule");
-        return (axum::http::StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": message})))
-            .into_response();
+        return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": message}))).into_response();
     };
-    let schedule = match def.expression.parse() {
-        Ok(expression) => Schedule { function: function.clone(), name: def.name.clone(), expression },
-        Err(e) => return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
-    match schedule.fire(function.clock().now_ms()).await {
-        Ok(result) => axum::Json(result).into_response(),
-        Err(message) => (axum::http::StatusCode::BAD_GATEWAY, axum::Json(serde_json::json!({"errorMessage": message})))
-            .into_response(),
+    let mut results = Vec::new();
+    for def in &function.def.schedules {
+        let expression: Expression = match def.expression.parse() {
+            Ok(expression) => expression,
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        };
+        let schedule = Schedule { function: function.clone(), name: def.name.clone(), expression };
+        match schedule.fire(function.clock().now_ms()).await {
+            Ok(result) => results.push(result),
+            Err(message) => {
+                let body = serde_json::json!({"errorMessage": message});
+                return (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response();
+            }
+        }
     }
+    let body = if results.len() == 1 { results.remove(0) } else { serde_json::Value::Array(results) };
+    axum::Json(body).into_response()
 }
 
 /// A schedule bound to its function.

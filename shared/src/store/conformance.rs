@@ -27,6 +27,13 @@ fn expiry(tenant: &TenantId, category: Category) -> Expiry {
     Expiry::new(tenant, category, T0, &RetentionDays::default())
 }
 
+/// A message's key as ingest computes it (a keyed hash of the provider id inside), so that an
+/// adapter reading anything but the stored id back would be caught.
+fn message_key(tenant: &TenantId, id: &ProviderMessageId) -> String {
+    let refs = crate::privacy::Pseudonymizer::new(b"conformance");
+    keys::message_key(tenant, Channel::Meta, &refs.message_ref(Channel::Meta, id.as_str()))
+}
+
 fn contact(n: u32) -> ContactId {
     ContactId::parse_key(&format!("+491511234{n:04}")).expect("a phone number")
 }
@@ -51,7 +58,7 @@ where
     let jana = contact(1);
     let exp = expiry(tenant, Category::Messages);
     let m = inbound("wamid.c1", &jana, T0, "Do you open on Saturday?");
-    let key = keys::message_key(tenant, Channel::Meta, m.id.as_str());
+    let key = message_key(tenant, &m.id);
     let contact_key = jana.key();
     let new = NewInbound {
         tenant,
@@ -154,11 +161,11 @@ where
 
     // The conversation, both ways, in time order; bounded; only this contact's.
     let later = inbound("wamid.c2", &jana, T0 + 7, "Thanks!");
-    let later_key = keys::message_key(tenant, Channel::Meta, later.id.as_str());
+    let later_key = message_key(tenant, &later.id);
     log.record_inbound(&NewInbound { message: &later, key: &later_key, ..new }).await.unwrap();
     let other = contact(2);
     let elsewhere = inbound("wamid.c3", &other, T0 + 1, "Someone else");
-    let elsewhere_key = keys::message_key(tenant, Channel::Meta, elsewhere.id.as_str());
+    let elsewhere_key = message_key(tenant, &elsewhere.id);
     let other_key = other.key();
     log.record_inbound(&NewInbound { message: &elsewhere, key: &elsewhere_key, contact: &other_key, ..new })
         .await
@@ -199,6 +206,13 @@ where
     store.record_activity(tenant, late, &exp).await.unwrap();
     let state = store.state(tenant, &jana, Channel::Meta).await.unwrap();
     assert_eq!(state.conversation.as_ref().unwrap().last_inbound_at, Some(T0 + 60));
+    // An older message on another channel: the contact keeps its newer activity, that channel's
+    // conversation records its own.
+    let other_channel = InboundActivity { channel: Channel::Twilio, at: T0 + 45, profile_name: None, ..activity };
+    store.record_activity(tenant, other_channel, &exp).await.unwrap();
+    let twilio = store.state(tenant, &jana, Channel::Twilio).await.unwrap();
+    assert_eq!(twilio.contact.as_ref().unwrap().last_inbound_at, T0 + 60);
+    assert_eq!(twilio.conversation.unwrap().last_inbound_at, Some(T0 + 45));
     let c = state.contact.expect("contact");
     assert_eq!(
         (c.first_seen, c.last_inbound_at, c.consent, c.profile_name.as_deref()),
@@ -223,7 +237,8 @@ where
     store.set_needs_template(tenant, &jana, Channel::Meta, true, &exp).await.unwrap();
     let conversation = store.state(tenant, &jana, Channel::Meta).await.unwrap().conversation.unwrap();
     assert_eq!((conversation.mode, conversation.needs_template), (human.clone(), true));
-    assert!(store.state(tenant, &jana, Channel::Twilio).await.unwrap().conversation.is_none());
+    let twilio = store.state(tenant, &jana, Channel::Twilio).await.unwrap().conversation.unwrap();
+    assert_eq!((twilio.mode, twilio.needs_template), (Mode::Assistant, false), "per channel");
     store.set_mode(tenant, &jana, Channel::Meta, &Mode::Assistant, &exp).await.unwrap();
     // A handoff on a channel the contact never wrote on creates the conversation.
     store.set_mode(tenant, &contact(9), Channel::Twilio, &human, &exp).await.unwrap();

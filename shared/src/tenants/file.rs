@@ -145,20 +145,30 @@ pub enum TenantsFileError {
     Invalid { path: String, tenant: String, reason: String },
 }
 
-/// `tenants.0.booking` (serde_ignored's path) as `tenants[0].booking` (serde_path_to_error's).
-fn indexed(path: &str) -> String {
-    let mut out = String::new();
-    for part in path.split('.').filter(|p| !p.is_empty() && *p != "?") {
-        if part.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
+/// Where an ignored field is (`tenants[0].booking`, as serde_path_to_error writes it) and its name.
+fn ignored_field(path: &serde_ignored::Path<'_>) -> (String, String) {
+    use serde_ignored::Path;
+    match path {
+        Path::Map { parent, key } => (location(parent), key.clone()),
+        Path::Seq { parent, index } => (location(parent), format!("[{index}]")),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            ignored_field(parent)
         }
+        Path::Root => (String::new(), String::new()),
     }
-    out
+}
+
+fn location(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", location(parent)),
+        Path::Map { parent, key } => match location(parent) {
+            at if at.is_empty() => key.clone(),
+            at => format!("{at}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => location(parent),
+    }
 }
 
 /// Digits of a display number as Meta shows it: `+1 555-000 1111` → `15550001111`.
@@ -185,7 +195,7 @@ impl TenantsFile {
         // serde_path_to_error names where in the file a field is wrong; serde_ignored finds the
         // fields nothing read (the settings types accept unknown fields, for stored profiles).
         let mut unknown = Vec::new();
-        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(ignored_field(&path));
         let parsed: Self = if is_json {
             let mut de = serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
@@ -195,9 +205,8 @@ impl TenantsFile {
             serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut note))
                 .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
         };
-        if let Some(path) = unknown.first() {
-            let (at, field) = path.rsplit_once('.').unwrap_or(("", path));
-            return Err(parse_error(indexed(at), format!("unknown field `{field}`")));
+        if let Some((at, field)) = unknown.into_iter().next() {
+            return Err(parse_error(at, format!("unknown field `{field}`")));
         }
         parsed.validate(source)?;
         Ok(parsed)
@@ -359,6 +368,10 @@ tenants:
         let typo = r#"{"tenants":[{"id":"a","name":"A","retention_days":{"mesages":30}}]}"#;
         let err = TenantsFile::parse(typo, true, "t.json").unwrap_err().to_string();
         assert_eq!(err, "t.json: at tenants[0].retention_days: unknown field `mesages`");
+        // Dotted or numeric names stay whole.
+        let typo = r#"{"tenants":[{"id":"a","name":"A","keywords":{"en-US":{"opt.out":["STOP"]}}}]}"#;
+        let err = TenantsFile::parse(typo, true, "t.json").unwrap_err().to_string();
+        assert_eq!(err, "t.json: at tenants[0].keywords.en-US: unknown field `opt.out`");
     }
 
     #[test]
