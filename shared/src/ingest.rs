@@ -851,82 +851,12 @@ mod tests {
         assert!(i.clock.now_ms() < START_MS + 5_000, "nobody waited out a lease");
     }
 
-    /// A store that cannot write one message while `failing` is set.
-    struct FailsOne {
-        log: MemoryMessageLog,
-        key: String,
-        failing: std::sync::atomic::AtomicBool,
-    }
-
-    impl InboundLog for FailsOne {
-        async fn record_inbound(&self, new: &NewInbound<'_>) -> Result<Recorded, StoreError> {
-            if new.key == self.key && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StoreError::Aws { operation: "PutItem", message: "unavailable".into() });
-            }
-            self.log.record_inbound(new).await
-        }
-        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
-            self.log.mark_queued(key).await
-        }
-        async fn inbound_state(&self, key: &str) -> Result<Option<InboundState>, StoreError> {
-            self.log.inbound_state(key).await
-        }
-        async fn inbound(&self, key: &str) -> Result<Option<crate::store::messages::StoredInbound>, StoreError> {
-            self.log.inbound(key).await
-        }
-        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
-            self.log.claim(key, now, until).await
-        }
-        async fn complete(&self, key: &str) -> Result<(), StoreError> {
-            self.log.complete(key).await
-        }
-    }
-
-    impl DeliveryLog for FailsOne {
-        async fn apply_status(&self, t: &TenantId, s: &StatusUpdate, e: &Expiry) -> Result<StatusApplied, StoreError> {
-            self.log.apply_status(t, s, e).await
-        }
-        async fn record_outbound(
-            &self,
-            t: &TenantId,
-            m: &crate::domain::OutboundMessage,
-            e: &Expiry,
-        ) -> Result<(), StoreError> {
-            self.log.record_outbound(t, m, e).await
-        }
-        async fn attach_provider_id(
-            &self,
-            t: &TenantId,
-            id: &crate::domain::RecordId,
-            c: Channel,
-            p: &ProviderMessageId,
-            e: &Expiry,
-        ) -> Result<(), StoreError> {
-            self.log.attach_provider_id(t, id, c, p, e).await
-        }
-        async fn outbound(
-            &self,
-            t: &TenantId,
-            id: &crate::domain::RecordId,
-        ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
-            self.log.outbound(t, id).await
-        }
-        async fn delivery(
-            &self,
-            t: &TenantId,
-            c: Channel,
-            p: &ProviderMessageId,
-        ) -> Result<Option<crate::store::messages::Delivery>, StoreError> {
-            self.log.delivery(t, c, p).await
-        }
-    }
-
     /// A message that could not be stored holds back the contact's later ones: none overtakes it.
     #[tokio::test(start_paused = true)]
     async fn a_contacts_later_messages_never_overtake_one_that_could_not_be_stored() {
         let i = Ingest {
             directory: NoDirectory,
-            log: FailsOne { log: MemoryMessageLog::default(), key: key("wamid.1"), failing: true.into() },
+            log: Wrapped::failing_on(MemoryMessageLog::default(), key("wamid.1")),
             queue: MemoryQueue::default(),
             pseudonyms: Pseudonymizer::new(b"k"),
             clock: Arc::new(TokioClock::starting_at(START_MS)),
@@ -950,8 +880,8 @@ mod tests {
     async fn work_never_starts_after_the_attempt_must_stop() {
         let i = Ingest {
             directory: NoDirectory,
-            log: Slow(MemoryMessageLog::default()),
-            queue: Slow(MemoryQueue::default()),
+            log: Wrapped::slow(MemoryMessageLog::default()),
+            queue: Wrapped::slow(MemoryQueue::default()),
             pseudonyms: Pseudonymizer::new(b"k"),
             clock: Arc::new(TokioClock::starting_at(START_MS)),
         };
@@ -960,7 +890,7 @@ mod tests {
         let first = message("wamid.0000", 0);
         let first_key = key("wamid.0000");
         let other = Attempt { id: "other".into(), lease_until_ms: START_MS + 7_000, ..Attempt::new(&t, &*i.clock) };
-        i.log.0.record_inbound(&prepare(&t, &first, &first_key, "+4915112345678", "g", &other).new).await.unwrap();
+        i.log.inner.record_inbound(&prepare(&t, &first, &first_key, "+4915112345678", "g", &other).new).await.unwrap();
         let messages: Vec<InboundMessage> = (0..1000).map(|n| message(&format!("wamid.{n:04}"), n)).collect();
         let started = Instant::now();
         let result = i.tenant_updates(&tenant(), messages, vec![]).await;
@@ -1057,39 +987,67 @@ mod tests {
         assert_eq!(keys_sent(&i).len(), 1);
     }
 
-    /// Every call takes `LATENCY`, as AWS calls do, with AWS's unlimited parallelism.
-    struct Slow<T>(T);
+    /// An adapter made to behave like AWS in trouble: every call takes `latency` (AWS's own,
+    /// with its unlimited parallelism), and the message keyed `fail_key` cannot be stored while
+    /// `failing` is set.
+    struct Wrapped<T> {
+        inner: T,
+        latency: Duration,
+        fail_key: Option<String>,
+        failing: std::sync::atomic::AtomicBool,
+    }
 
     const LATENCY: Duration = Duration::from_millis(10);
 
-    impl<T: InboundLog> InboundLog for Slow<T> {
-        async fn record_inbound(&self, new: &NewInbound<'_>) -> Result<Recorded, StoreError> {
-            tokio::time::sleep(LATENCY).await;
-            self.0.record_inbound(new).await
+    impl<T> Wrapped<T> {
+        /// Every call 10 ms slower.
+        fn slow(inner: T) -> Self {
+            Self { inner, latency: LATENCY, fail_key: None, failing: false.into() }
         }
-        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
-            tokio::time::sleep(LATENCY).await;
-            self.0.mark_queued(key).await
+
+        /// Storing `key` fails until told otherwise.
+        fn failing_on(inner: T, key: String) -> Self {
+            Self { inner, latency: Duration::ZERO, fail_key: Some(key), failing: true.into() }
         }
-        async fn inbound_state(&self, key: &str) -> Result<Option<InboundState>, StoreError> {
-            tokio::time::sleep(LATENCY).await;
-            self.0.inbound_state(key).await
-        }
-        async fn inbound(&self, key: &str) -> Result<Option<crate::store::messages::StoredInbound>, StoreError> {
-            self.0.inbound(key).await
-        }
-        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
-            self.0.claim(key, now, until).await
-        }
-        async fn complete(&self, key: &str) -> Result<(), StoreError> {
-            self.0.complete(key).await
+
+        async fn delay(&self) {
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
         }
     }
 
-    impl<T: DeliveryLog> DeliveryLog for Slow<T> {
+    impl<T: InboundLog> InboundLog for Wrapped<T> {
+        async fn record_inbound(&self, new: &NewInbound<'_>) -> Result<Recorded, StoreError> {
+            self.delay().await;
+            if self.fail_key.as_deref() == Some(new.key) && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Aws { operation: "PutItem", message: "unavailable".into() });
+            }
+            self.inner.record_inbound(new).await
+        }
+        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
+            self.delay().await;
+            self.inner.mark_queued(key).await
+        }
+        async fn inbound_state(&self, key: &str) -> Result<Option<InboundState>, StoreError> {
+            self.delay().await;
+            self.inner.inbound_state(key).await
+        }
+        async fn inbound(&self, key: &str) -> Result<Option<crate::store::messages::StoredInbound>, StoreError> {
+            self.inner.inbound(key).await
+        }
+        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
+            self.inner.claim(key, now, until).await
+        }
+        async fn complete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.complete(key).await
+        }
+    }
+
+    impl<T: DeliveryLog> DeliveryLog for Wrapped<T> {
         async fn apply_status(&self, t: &TenantId, s: &StatusUpdate, e: &Expiry) -> Result<StatusApplied, StoreError> {
-            tokio::time::sleep(LATENCY).await;
-            self.0.apply_status(t, s, e).await
+            self.delay().await;
+            self.inner.apply_status(t, s, e).await
         }
         async fn record_outbound(
             &self,
@@ -1097,7 +1055,7 @@ mod tests {
             m: &crate::domain::OutboundMessage,
             e: &Expiry,
         ) -> Result<(), StoreError> {
-            self.0.record_outbound(t, m, e).await
+            self.inner.record_outbound(t, m, e).await
         }
         async fn attach_provider_id(
             &self,
@@ -1107,14 +1065,14 @@ mod tests {
             p: &ProviderMessageId,
             e: &Expiry,
         ) -> Result<(), StoreError> {
-            self.0.attach_provider_id(t, id, c, p, e).await
+            self.inner.attach_provider_id(t, id, c, p, e).await
         }
         async fn outbound(
             &self,
             t: &TenantId,
             id: &crate::domain::RecordId,
         ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
-            self.0.outbound(t, id).await
+            self.inner.outbound(t, id).await
         }
         async fn delivery(
             &self,
@@ -1122,14 +1080,14 @@ mod tests {
             c: Channel,
             p: &ProviderMessageId,
         ) -> Result<Option<crate::store::messages::Delivery>, StoreError> {
-            self.0.delivery(t, c, p).await
+            self.inner.delivery(t, c, p).await
         }
     }
 
-    impl<T: InboundQueue> InboundQueue for Slow<T> {
+    impl<T: InboundQueue> InboundQueue for Wrapped<T> {
         async fn send_batch(&self, jobs: &[Queued]) -> Result<Vec<usize>, QueueError> {
-            tokio::time::sleep(LATENCY).await;
-            self.0.send_batch(jobs).await
+            self.delay().await;
+            self.inner.send_batch(jobs).await
         }
     }
 
@@ -1140,8 +1098,8 @@ mod tests {
     async fn a_thousand_updates_from_one_contact_fit_in_the_function_timeout_at_aws_latency() {
         let i = Ingest {
             directory: NoDirectory,
-            log: Slow(MemoryMessageLog::default()),
-            queue: Slow(MemoryQueue::default()),
+            log: Wrapped::slow(MemoryMessageLog::default()),
+            queue: Wrapped::slow(MemoryQueue::default()),
             pseudonyms: Pseudonymizer::new(b"k"),
             clock: Arc::new(TokioClock::starting_at(START_MS)),
         };
@@ -1150,7 +1108,7 @@ mod tests {
         let report = i.tenant_updates(&tenant(), messages.clone(), vec![]).await.unwrap();
         let first = started.elapsed();
         assert_eq!(report.stored, 1000);
-        let sent: Vec<String> = i.queue.0.sent().into_iter().map(|q| q.job.message_key).collect();
+        let sent: Vec<String> = i.queue.inner.sent().into_iter().map(|q| q.job.message_key).collect();
         let expected: Vec<String> = (0..1000).map(|n| key(&format!("wamid.{n:04}"))).collect();
         assert_eq!(sent, expected);
         // 63 rounds of 16 puts, 100 sends one after the other, 63 rounds of marks: about 2.3 s.
@@ -1160,7 +1118,7 @@ mod tests {
         let again = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
         assert_eq!(again.duplicates, 1000);
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-        assert_eq!(i.queue.0.calls(), 100, "nothing sent again");
+        assert_eq!(i.queue.inner.calls(), 100, "nothing sent again");
     }
 
     #[tokio::test(start_paused = true)]
