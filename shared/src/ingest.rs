@@ -680,10 +680,14 @@ mod tests {
     const START_MS: i64 = 1_767_225_600_000;
 
     fn ingest() -> Ingest<NoDirectory, MemoryMessageLog, MemoryQueue> {
+        ingest_with(NoDirectory, MemoryMessageLog::default(), MemoryQueue::default())
+    }
+
+    fn ingest_with<D, L, Q>(directory: D, log: L, queue: Q) -> Ingest<D, L, Q> {
         Ingest {
-            directory: NoDirectory,
-            log: MemoryMessageLog::default(),
-            queue: MemoryQueue::default(),
+            directory,
+            log,
+            queue,
             pseudonyms: Pseudonymizer::new(b"k"),
             clock: Arc::new(TokioClock::starting_at(START_MS)),
         }
@@ -714,8 +718,8 @@ mod tests {
         )
     }
 
-    fn keys_sent(i: &Ingest<NoDirectory, MemoryMessageLog, MemoryQueue>) -> Vec<String> {
-        i.queue.sent().into_iter().map(|q| q.job.message_key).collect()
+    fn keys_sent(queue: &MemoryQueue) -> Vec<String> {
+        queue.sent().into_iter().map(|q| q.job.message_key).collect()
     }
 
     /// Stores `id` as an attempt that is still working (or not) would have left it.
@@ -737,7 +741,7 @@ mod tests {
         let i = ingest();
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.stored, 1);
-        assert_eq!(keys_sent(&i), [key("wamid.1")]);
+        assert_eq!(keys_sent(&i.queue), [key("wamid.1")]);
         let state = i.log.inbound_state(&key("wamid.1")).await.unwrap().unwrap();
         assert_eq!(state.stage, Stage::Queued);
 
@@ -755,7 +759,7 @@ mod tests {
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         // THEN it is not answered as done: it waits out the lease, then queues the message itself
         assert_eq!((report.requeued, report.duplicates), (1, 0));
-        assert_eq!(keys_sent(&i), [key("wamid.1")]);
+        assert_eq!(keys_sent(&i.queue), [key("wamid.1")]);
         assert!(i.clock.now_ms() > START_MS + 3_000 + CLOCK_SKEW_MS, "it waited for the lease");
         assert_eq!(i.log.inbound_state(&key("wamid.1")).await.unwrap().unwrap().stage, Stage::Queued);
     }
@@ -788,7 +792,7 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(keys_sent(&i), [key("wamid.1")], "its own message is queued while it waits");
+        assert_eq!(keys_sent(&i.queue), [key("wamid.1")], "its own message is queued while it waits");
         // The other delivery queues its message.
         i.log.mark_queued(&key("wamid.2")).await.unwrap();
         let report = delivery.await.unwrap().unwrap();
@@ -805,7 +809,7 @@ mod tests {
         let messages = vec![message("wamid.1", 1), message("wamid.2", 2), message("wamid.3", 3)];
         let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
         assert_eq!((report.requeued, report.stored), (1, 2));
-        assert_eq!(keys_sent(&i), [key("wamid.1"), key("wamid.2"), key("wamid.3")]);
+        assert_eq!(keys_sent(&i.queue), [key("wamid.1"), key("wamid.2"), key("wamid.3")]);
     }
 
     /// Two deliveries of one notification, each of which won every other message, queue all of
@@ -847,30 +851,28 @@ mod tests {
         other.await.unwrap();
         assert_eq!((report.stored, report.duplicates, report.requeued), (3, 3, 0));
         let expected: Vec<String> = (0..6).map(|n| key(&format!("wamid.{n}"))).collect();
-        assert_eq!(keys_sent(&i), expected);
+        assert_eq!(keys_sent(&i.queue), expected);
         assert!(i.clock.now_ms() < START_MS + 5_000, "nobody waited out a lease");
     }
 
     /// A message that could not be stored holds back the contact's later ones: none overtakes it.
     #[tokio::test(start_paused = true)]
     async fn a_contacts_later_messages_never_overtake_one_that_could_not_be_stored() {
-        let i = Ingest {
-            directory: NoDirectory,
-            log: Wrapped::failing_on(MemoryMessageLog::default(), key("wamid.1")),
-            queue: MemoryQueue::default(),
-            pseudonyms: Pseudonymizer::new(b"k"),
-            clock: Arc::new(TokioClock::starting_at(START_MS)),
-        };
+        let i = ingest_with(
+            NoDirectory,
+            Wrapped::failing_on(MemoryMessageLog::default(), key("wamid.1")),
+            MemoryQueue::default(),
+        );
         let messages = vec![message("wamid.0", 0), message("wamid.1", 1), message("wamid.2", 2)];
         assert!(i.tenant_updates(&tenant(), messages.clone(), vec![]).await.is_err());
-        let sent: Vec<String> = i.queue.sent().into_iter().map(|q| q.job.message_key).collect();
+        let sent = keys_sent(&i.queue);
         assert_eq!(sent, [key("wamid.0")], "nothing after the message that failed");
         // The provider retries once the store works again, after this attempt's lease.
         i.log.failing.store(false, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
         assert_eq!((report.duplicates, report.stored, report.requeued), (1, 1, 1));
-        let sent: Vec<String> = i.queue.sent().into_iter().map(|q| q.job.message_key).collect();
+        let sent = keys_sent(&i.queue);
         assert_eq!(sent, [key("wamid.0"), key("wamid.1"), key("wamid.2")]);
     }
 
@@ -878,13 +880,8 @@ mod tests {
     /// invocation stops sending at the deadline instead of running past it.
     #[tokio::test(start_paused = true)]
     async fn work_never_starts_after_the_attempt_must_stop() {
-        let i = Ingest {
-            directory: NoDirectory,
-            log: Wrapped::slow(MemoryMessageLog::default()),
-            queue: Wrapped::slow(MemoryQueue::default()),
-            pseudonyms: Pseudonymizer::new(b"k"),
-            clock: Arc::new(TokioClock::starting_at(START_MS)),
-        };
+        let i =
+            ingest_with(NoDirectory, Wrapped::slow(MemoryMessageLog::default()), Wrapped::slow(MemoryQueue::default()));
         // The first message is held by an attempt whose lease ends at 8 s.
         let t = tenant();
         let first = message("wamid.0000", 0);
@@ -938,13 +935,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_number_whose_lookup_fails_neither_blocks_nor_sinks_the_others_and_is_retried() {
-        let i = Ingest {
-            directory: OneGoodNumber,
-            log: MemoryMessageLog::default(),
-            queue: MemoryQueue::default(),
-            pseudonyms: Pseudonymizer::new(b"k"),
-            clock: Arc::new(TokioClock::starting_at(START_MS)),
-        };
+        let i = ingest_with(OneGoodNumber, MemoryMessageLog::default(), MemoryQueue::default());
         let updates = |number: &str, id: &str| NumberUpdates {
             phone_number_id: number.into(),
             messages: vec![message(id, 1)],
@@ -952,7 +943,7 @@ mod tests {
         };
         let result = i.meta(vec![updates("PN-B", "wamid.b"), updates("PN-A", "wamid.a")]).await;
         assert!(matches!(result, Err(IngestError::Store(_))), "the failing number asks for a retry");
-        let sent: Vec<String> = i.queue.sent().into_iter().map(|q| q.job.message_key).collect();
+        let sent = keys_sent(&i.queue);
         assert_eq!(sent, [key("wamid.a")], "the other number's message is stored and queued all the same");
         assert!(i.clock.now_ms() > START_MS + 5_000, "the lookup was retried within the invocation");
     }
@@ -963,7 +954,7 @@ mod tests {
         stored_by_another_attempt(&i, "wamid.1", START_MS - 60_000).await;
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.requeued, 1);
-        assert_eq!(keys_sent(&i), [key("wamid.1")]);
+        assert_eq!(keys_sent(&i.queue), [key("wamid.1")]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -984,7 +975,7 @@ mod tests {
         i.queue.fail_next(2);
         let report = i.tenant_updates(&tenant(), vec![message("wamid.1", 1)], vec![]).await.unwrap();
         assert_eq!(report.stored, 1);
-        assert_eq!(keys_sent(&i).len(), 1);
+        assert_eq!(keys_sent(&i.queue).len(), 1);
     }
 
     /// An adapter made to behave like AWS in trouble: every call takes `latency` (AWS's own,
@@ -1096,19 +1087,14 @@ mod tests {
     /// well inside the function's timeout, and its redelivery costs one round of puts.
     #[tokio::test(start_paused = true)]
     async fn a_thousand_updates_from_one_contact_fit_in_the_function_timeout_at_aws_latency() {
-        let i = Ingest {
-            directory: NoDirectory,
-            log: Wrapped::slow(MemoryMessageLog::default()),
-            queue: Wrapped::slow(MemoryQueue::default()),
-            pseudonyms: Pseudonymizer::new(b"k"),
-            clock: Arc::new(TokioClock::starting_at(START_MS)),
-        };
+        let i =
+            ingest_with(NoDirectory, Wrapped::slow(MemoryMessageLog::default()), Wrapped::slow(MemoryQueue::default()));
         let messages: Vec<InboundMessage> = (0..1000).map(|n| message(&format!("wamid.{n:04}"), n)).collect();
         let started = Instant::now();
         let report = i.tenant_updates(&tenant(), messages.clone(), vec![]).await.unwrap();
         let first = started.elapsed();
         assert_eq!(report.stored, 1000);
-        let sent: Vec<String> = i.queue.inner.sent().into_iter().map(|q| q.job.message_key).collect();
+        let sent = keys_sent(&i.queue.inner);
         let expected: Vec<String> = (0..1000).map(|n| key(&format!("wamid.{n:04}"))).collect();
         assert_eq!(sent, expected);
         // 63 rounds of 16 puts, 100 sends one after the other, 63 rounds of marks: about 2.3 s.
@@ -1128,7 +1114,7 @@ mod tests {
         messages.push(message("wamid.03", 3));
         let report = i.tenant_updates(&tenant(), messages, vec![]).await.unwrap();
         assert_eq!(report.stored, 25);
-        let sent = keys_sent(&i);
+        let sent = keys_sent(&i.queue);
         let expected: Vec<String> = (0..25).map(|n| key(&format!("wamid.{n:02}"))).collect();
         assert_eq!(sent, expected);
         assert_eq!(i.queue.calls(), 3, "25 messages in batches of 10");

@@ -1,13 +1,10 @@
 //! AWS requests per message, counted by the SDK interceptor: what a webhook costs once the
 //! tenant is cached.
 
-use concierge::clock::ManualClock;
-use concierge::domain::{Channel, ContactId, Content, InboundMessage, ProviderMessageId, TenantId};
-use concierge::ingest::{Attempt, SWEEP_AFTER_MS, prepare};
+use concierge::domain::{ContactId, TenantId};
+use concierge::ingest::SWEEP_AFTER_MS;
 use concierge::privacy::Pseudonymizer;
 use concierge::queue::message_group;
-use concierge::store::messages::{DynamoMessageLog, InboundLog};
-use concierge::tenants::Tenant;
 use concierge_e2e::*;
 
 #[tokio::test]
@@ -58,23 +55,8 @@ async fn the_twilio_path_keeps_the_same_budget() {
 async fn a_message_stored_by_an_attempt_that_died_before_queueing_is_queued_by_the_next_delivery() {
     let t = TestStack::spawn().await;
     // GIVEN a message written two minutes ago by an attempt that never reached the queue
-    let tenant = Tenant::new(TenantId::parse(TENANT_A).unwrap());
-    let message = InboundMessage {
-        channel: Channel::Meta,
-        id: ProviderMessageId::parse("wamid.stranded").unwrap(),
-        contact: ContactId::parse_key("+4915112345678").unwrap(),
-        profile_name: None,
-        sent_at: 1,
-        reply_to: None,
-        content: Content::Text { body: "hi".into() },
-    };
     let received_ms = concierge::clock::Clock::now_ms(&concierge::clock::SystemClock) - 120_000;
-    let attempt = Attempt::new(&tenant, &ManualClock::at(received_ms));
-    let key = message_key(TENANT_A, "meta", "wamid.stranded");
-    let contact = message.contact.key();
-    let prepared = prepare(&tenant, &message, &key, &contact, "unused", &attempt);
-    let log = DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"), pseudonyms());
-    log.record_inbound(&prepared.new).await.unwrap();
+    let key = t.store_unqueued(TENANT_A, "wamid.stranded", received_ms).await;
     assert!(t.queued().await.is_empty());
 
     // WHEN Meta delivers it again
@@ -84,8 +66,10 @@ async fn a_message_stored_by_an_attempt_that_died_before_queueing_is_queued_by_t
     // THEN it is queued in its contact's group, still stored once, and marked queued
     let queued = t.queued().await;
     assert_eq!(queued.len(), 1);
-    let hash = Pseudonymizer::new(local_secret("CONTACT_HASH_KEY").as_bytes()).contact(&tenant.id, &message.contact);
-    assert_eq!(group_of(&queued[0]), message_group(&tenant.id, &hash));
+    let tenant = TenantId::parse(TENANT_A).unwrap();
+    let contact = ContactId::parse_key("+4915112345678").unwrap();
+    let hash = Pseudonymizer::new(local_secret("CONTACT_HASH_KEY").as_bytes()).contact(&tenant, &contact);
+    assert_eq!(group_of(&queued[0]), message_group(&tenant, &hash));
     let job: serde_json::Value = serde_json::from_str(queued[0].body().unwrap()).unwrap();
     assert_eq!(job["received_at"], received_ms / 1000, "the job keeps the stored receive time");
     assert_eq!(t.messages().await.len(), 1);

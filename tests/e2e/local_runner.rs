@@ -208,49 +208,27 @@ async fn a_webhook_whose_caller_hangs_up_is_still_handled_to_the_end() {
     assert_eq!(t.queued_keys().await, std::slice::from_ref(key));
 }
 
+async fn fire_schedules_of(lambda: u16, function: &str) -> String {
+    let request =
+        format!("POST /schedules/{function} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    http(lambda, request).await
+}
+
 /// `POST /schedules/{function}` fires a schedule now: a message that has waited six minutes is
 /// queued by the sweep it starts.
 #[tokio::test]
 async fn a_schedule_fires_on_demand_with_the_current_time() {
-    use concierge::clock::{Clock, ManualClock, SystemClock};
-    use concierge::domain::{Channel, ContactId, Content, InboundMessage, ProviderMessageId, TenantId};
-    use concierge::ingest::{Attempt, prepare};
-    use concierge::store::messages::{DynamoMessageLog, InboundLog};
-    use concierge::tenants::Tenant;
+    use concierge::clock::{Clock, SystemClock};
 
     let t = TestStack::spawn().await;
-    let tenant = Tenant::new(TenantId::parse(TENANT_A).unwrap());
-    let message = InboundMessage {
-        channel: Channel::Meta,
-        id: ProviderMessageId::parse("wamid.waiting").unwrap(),
-        contact: ContactId::parse_key("+4915112345678").unwrap(),
-        profile_name: None,
-        sent_at: 1,
-        reply_to: None,
-        content: Content::Text { body: "hi".into() },
-    };
-    let key = message_key(TENANT_A, "meta", "wamid.waiting");
-    let attempt = Attempt::new(&tenant, &ManualClock::at(SystemClock.now_ms() - 6 * 60_000));
-    let prepared = prepare(&tenant, &message, &key, "+4915112345678", "unused", &attempt);
-    let log = DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"), pseudonyms());
-    log.record_inbound(&prepared.new).await.unwrap();
+    let key = t.store_unqueued(TENANT_A, "wamid.waiting", SystemClock.now_ms() - 6 * 60_000).await;
 
     let lambda = serve(t.stack.invoke_router()).await;
-    let fired = http(
-        lambda,
-        "POST /schedules/InboundSweeperFunction HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            .into(),
-    )
-    .await;
+    let fired = fire_schedules_of(lambda, "InboundSweeperFunction").await;
     assert!(fired.starts_with("HTTP/1.1 200"), "{fired}");
     let report: serde_json::Value = serde_json::from_str(fired.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(report["requeued"], 1, "{report}");
     assert_eq!(t.queued_keys().await, [key]);
-    let none = http(
-        lambda,
-        "POST /schedules/WebhookIngestFunction HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            .into(),
-    )
-    .await;
+    let none = fire_schedules_of(lambda, "WebhookIngestFunction").await;
     assert!(none.starts_with("HTTP/1.1 404"), "{none}");
 }

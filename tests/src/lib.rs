@@ -247,6 +247,31 @@ impl TestStack {
             .item
     }
 
+    /// Stores a text from `+4915112345678` to `tenant` as an ingest attempt that started at
+    /// `received_ms` and died before queueing it would have left it; returns its key.
+    pub async fn store_unqueued(&self, tenant: &str, provider_id: &str, received_ms: i64) -> String {
+        use concierge::domain::{Channel, ContactId, Content, InboundMessage, ProviderMessageId, TenantId};
+        use concierge::store::messages::{DynamoMessageLog, InboundLog};
+
+        let tenant = concierge::tenants::Tenant::new(TenantId::parse(tenant).unwrap());
+        let message = InboundMessage {
+            channel: Channel::Meta,
+            id: ProviderMessageId::parse(provider_id).unwrap(),
+            contact: ContactId::parse_key("+4915112345678").unwrap(),
+            profile_name: None,
+            sent_at: 1,
+            reply_to: None,
+            content: Content::Text { body: "hi".into() },
+        };
+        let attempt = concierge::ingest::Attempt::new(&tenant, &concierge::clock::ManualClock::at(received_ms));
+        let key = message_key(tenant.id.as_str(), "meta", provider_id);
+        let contact = message.contact.key();
+        let prepared = concierge::ingest::prepare(&tenant, &message, &key, &contact, "unused", &attempt);
+        let log = DynamoMessageLog::new(self.dynamodb.clone(), self.table("MessagesTable"), pseudonyms());
+        log.record_inbound(&prepared.new).await.unwrap();
+        key
+    }
+
     pub fn queue_url(&self) -> String {
         self.stack.provisioned.reference("InboundQueue").expect("queue").to_owned()
     }

@@ -20,6 +20,27 @@ pub enum InvalidId {
     Record,
 }
 
+/// The conversions serde goes through for an id that is a checked string: in by its `parse`,
+/// out as the string it holds.
+macro_rules! string_conversions {
+    ($($id:ident),+) => {$(
+        impl TryFrom<String> for $id {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+    )+};
+}
+
+string_conversions!(TenantId, E164, ProviderMessageId, RecordId);
+
 /// A tenant (a business) of Concierge. Lower-case slug; every DynamoDB partition key starts with it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -35,19 +56,6 @@ impl TenantId {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for TenantId {
-    type Error = InvalidId;
-    fn try_from(s: String) -> Result<Self, InvalidId> {
-        Self::parse(&s)
-    }
-}
-
-impl From<TenantId> for String {
-    fn from(t: TenantId) -> String {
-        t.0
     }
 }
 
@@ -81,19 +89,6 @@ impl E164 {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for E164 {
-    type Error = InvalidId;
-    fn try_from(s: String) -> Result<Self, InvalidId> {
-        Self::parse(&s)
-    }
-}
-
-impl From<E164> for String {
-    fn from(p: E164) -> String {
-        p.0
     }
 }
 
@@ -191,19 +186,6 @@ impl ProviderMessageId {
     }
 }
 
-impl TryFrom<String> for ProviderMessageId {
-    type Error = InvalidId;
-    fn try_from(s: String) -> Result<Self, InvalidId> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ProviderMessageId> for String {
-    fn from(p: ProviderMessageId) -> String {
-        p.0
-    }
-}
-
 /// An id we give a record (an outbound message, a lead, an appointment): unique, and safe in keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -223,19 +205,6 @@ impl RecordId {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for RecordId {
-    type Error = InvalidId;
-    fn try_from(s: String) -> Result<Self, InvalidId> {
-        Self::parse(&s)
-    }
-}
-
-impl From<RecordId> for String {
-    fn from(r: RecordId) -> String {
-        r.0
     }
 }
 
