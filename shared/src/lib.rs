@@ -2,6 +2,7 @@
 //! privacy building blocks, the storage ports and their adapters, and what every function is
 //! to its hosts (Lambda and the local runner).
 
+pub mod assistant;
 pub mod aws;
 pub mod channels;
 pub mod clock;
