@@ -46,7 +46,7 @@ test: lint ## lint, then every test in the workspace (unit and end-to-end)
 bench: ## Benchmark the ingest path
 	cargo bench -p concierge --bench ingest
 
-FUNCTIONS := webhook-ingest inbound-sweeper
+FUNCTIONS := webhook-ingest inbound-sweeper reply-worker
 
 release: ## Build every function for release and print the binary sizes
 	cargo build --release $(addprefix -p ,$(FUNCTIONS))

@@ -131,6 +131,8 @@ pub const META_APP_SECRET: SecretName = SecretName { variable: "META_APP_SECRET"
 pub const META_VERIFY_TOKEN: SecretName = SecretName { variable: "META_VERIFY_TOKEN", json_key: "meta_verify_token" };
 pub const SHOPIFY_CLIENT_SECRET: SecretName =
     SecretName { variable: "SHOPIFY_CLIENT_SECRET", json_key: "shopify_client_secret" };
+/// The model provider's API key (`LLM_PROVIDER` openai or anthropic).
+pub const LLM_API_KEY: SecretName = SecretName { variable: "LLM_API_KEY", json_key: "llm_api_key" };
 pub const CONTACT_HASH_KEY: SecretName = SecretName { variable: "CONTACT_HASH_KEY", json_key: "contact_hash_key" };
 
 /// The platform secrets a function asked for, read once.
@@ -151,9 +153,21 @@ impl PlatformSecrets {
         client: &aws_sdk_secretsmanager::Client,
         names: &[SecretName],
     ) -> Result<Self, ConfigError> {
+        Self::load_with(env, client, names, &[]).await
+    }
+
+    /// The same, plus secrets that may be absent (e.g. a model API key that only some
+    /// providers need): those are left out instead of failing the init.
+    pub async fn load_with(
+        env: &Env,
+        client: &aws_sdk_secretsmanager::Client,
+        names: &[SecretName],
+        optional: &[SecretName],
+    ) -> Result<Self, ConfigError> {
         let mut out = HashMap::new();
         let mut stored: Option<serde_json::Map<String, serde_json::Value>> = None;
-        for name in names {
+        for name in names.iter().chain(optional) {
+            let required = names.contains(name);
             if let Some(value) = env.optional(name.variable) {
                 if value.starts_with("{{resolve:") {
                     return Err(ConfigError::Invalid(name.variable, "an unresolved secret reference"));
@@ -162,19 +176,35 @@ impl PlatformSecrets {
                 continue;
             }
             let Some(secret_id) = env.optional("PLATFORM_SECRET_ID") else {
-                return Err(ConfigError::MissingSecret(name.variable));
+                if required {
+                    return Err(ConfigError::MissingSecret(name.variable));
+                }
+                continue;
             };
             if stored.is_none() {
-                stored = Some(fetch(client, &secret_id).await?);
+                match fetch(client, &secret_id).await {
+                    Ok(secret) => stored = Some(secret),
+                    Err(e) if required => return Err(e),
+                    // Only optional secrets were wanted from it (a model key an offline
+                    // assistant does not need): without the secret, they are absent.
+                    Err(_) => continue,
+                }
             }
-            let value = stored
-                .as_ref()
-                .and_then(|s| s.get(name.json_key)?.as_str())
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::MissingSecret(name.variable))?;
-            out.insert(name.variable, Secret(value.to_owned()));
+            let value = stored.as_ref().and_then(|s| s.get(name.json_key)?.as_str()).filter(|v| !v.is_empty());
+            match value {
+                Some(value) => {
+                    out.insert(name.variable, Secret(value.to_owned()));
+                }
+                None if required => return Err(ConfigError::MissingSecret(name.variable)),
+                None => {}
+            }
         }
         Ok(Self(out))
+    }
+
+    /// An optional secret, if it was found.
+    pub fn find(&self, name: SecretName) -> Option<Secret> {
+        self.0.get(name.variable).cloned()
     }
 
     /// A secret this function asked for at load (a programming error otherwise).
@@ -229,6 +259,21 @@ mod tests {
         let e = env(&[("META_APP_SECRET", "{{resolve:secretsmanager:x:SecretString:y}}")]);
         let err = PlatformSecrets::load(&e, &offline_client(), &[META_APP_SECRET]).await.unwrap_err();
         assert!(matches!(err, ConfigError::Invalid("META_APP_SECRET", _)));
+    }
+
+    #[tokio::test]
+    async fn an_optional_secret_may_be_absent_a_required_one_may_not() {
+        // The secret cannot be read (no such secret, here: no endpoint at all).
+        let e = env(&[("PLATFORM_SECRET_ID", "concierge/platform"), ("CONTACT_HASH_KEY", "k")]);
+        let loaded =
+            PlatformSecrets::load_with(&e, &offline_client(), &[CONTACT_HASH_KEY], &[LLM_API_KEY]).await.unwrap();
+        assert!(loaded.find(LLM_API_KEY).is_none());
+        assert_eq!(loaded.get(CONTACT_HASH_KEY).expose(), "k");
+        let err = PlatformSecrets::load_with(&e, &offline_client(), &[LLM_API_KEY], &[]).await;
+        assert!(err.is_err());
+        let e = env(&[("LLM_API_KEY", "sk-1")]);
+        let loaded = PlatformSecrets::load_with(&e, &offline_client(), &[], &[LLM_API_KEY]).await.unwrap();
+        assert_eq!(loaded.find(LLM_API_KEY).unwrap().expose(), "sk-1");
     }
 
     #[test]

@@ -1045,8 +1045,11 @@ mod tests {
             t: &TenantId,
             m: &crate::domain::OutboundMessage,
             e: &Expiry,
-        ) -> Result<(), StoreError> {
+        ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
             self.inner.record_outbound(t, m, e).await
+        }
+        async fn discard_outbound(&self, t: &TenantId, id: &crate::domain::RecordId) -> Result<(), StoreError> {
+            self.inner.discard_outbound(t, id).await
         }
         async fn attach_provider_id(
             &self,

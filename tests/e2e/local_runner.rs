@@ -141,7 +141,8 @@ async fn sqs_mappings_delete_what_succeeded_and_keep_reported_failures() {
 async fn the_sandbox_sink_answers_like_the_providers_and_records_what_would_have_been_sent() {
     let t = TestStack::spawn().await;
     let function = t.stack.function("WebhookIngestFunction").unwrap();
-    assert_eq!(function.env["META_GRAPH_BASE_URL"], "http://127.0.0.1:3000/sandbox/meta");
+    // Outbound calls go to the sandbox of the stack's own API (the test stack's port).
+    assert_eq!(function.env["META_GRAPH_BASE_URL"], format!("{}/sandbox/meta", t.api_base));
     let api = serve(t.stack.api_router()).await;
 
     let send = r#"{"messaging_product":"whatsapp","recipient_type":"individual","to":"4915112345678","type":"text","text":{"body":"Yes, Saturday 9-13."}}"#;

@@ -11,5 +11,6 @@ mod local_runner;
 mod logs;
 mod meta;
 mod model;
+mod reply;
 mod sweeper;
 mod twilio;

@@ -87,6 +87,8 @@ pub struct TestStack {
     pub gateway: Gateway,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Where the stack's API (and its sandbox sink for outbound messages) listens.
+    pub api_base: String,
     meta_secret: String,
 }
 
@@ -128,12 +130,23 @@ impl TestStack {
         let mut options = StackOptions::new(&prefix, &state, 3000);
         options.shell = shell(&[]);
         adjust(&mut options);
+        // The API, with its sandbox sink, on a port of its own: outbound messages go there
+        // unless the test's shell points them elsewhere (e.g. at a fake provider).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let api_base = format!("http://{}", listener.local_addr().expect("local address"));
+        let test_shell = options.shell.clone();
+        let sandbox: BTreeMap<String, String> =
+            concierge_local::sandbox::base_urls(&api_base).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        options.shell = Arc::new(move |name| test_shell(name).or_else(|| sandbox.get(name).cloned()));
         let stack = LocalStack::build(sdk, &options).await.expect("local stack builds");
+        let router = stack.api_router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
         Self {
             gateway: stack.gateway(),
             dynamodb: aws_sdk_dynamodb::Client::new(&direct),
             sqs: aws_sdk_sqs::Client::new(&direct),
             stack,
+            api_base,
             meta_secret: local_secret("META_APP_SECRET"),
         }
     }
@@ -211,6 +224,41 @@ impl TestStack {
     /// Invokes a function through the runner's Invoke API path, as Lambda would.
     pub async fn invoke(&self, logical_id: &str, event: &Value) -> Result<Value, String> {
         self.function(logical_id).invoke_json(event).await
+    }
+
+    /// Feeds the inbound queue to the reply worker through the template's event source mapping
+    /// (batches, partial failures, deletes) until nothing is left to receive; returns how many
+    /// records were delivered.
+    pub async fn deliver(&self) -> usize {
+        let mapping = self
+            .stack
+            .sqs_mappings()
+            .expect("mappings")
+            .into_iter()
+            .find(|m| m.function.def.logical_id == "ReplyWorkerFunction")
+            .expect("the reply worker consumes the inbound queue");
+        let mut delivered = 0;
+        loop {
+            let outcome = mapping.poll_once(&self.sqs, std::time::Duration::ZERO).await.expect("poll");
+            if outcome.received == 0 {
+                return delivered;
+            }
+            delivered += outcome.received;
+        }
+    }
+
+    /// What the sandbox sink received as sent messages (mark-as-read requests are not in it).
+    pub fn outbox(&self) -> Vec<Value> {
+        self.stack.outbox.sent()
+    }
+
+    /// The text bodies of the messages sent through Meta, in order.
+    pub fn sent_texts(&self) -> Vec<String> {
+        self.outbox().iter().filter_map(|m| m["request"]["text"]["body"].as_str().map(str::to_owned)).collect()
+    }
+
+    pub fn worker(&self) -> &Arc<LocalFunction> {
+        self.function("ReplyWorkerFunction")
     }
 
     pub fn table(&self, logical_id: &str) -> String {

@@ -2,6 +2,7 @@
 //! against the vendor's own vectors) and its translation into the domain.
 
 pub mod meta;
+pub mod outbound;
 pub mod twilio;
 
 /// A signature header was missing or did not match. Deliberately says no more than that.

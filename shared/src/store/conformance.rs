@@ -100,16 +100,18 @@ where
     // Stages move forward only; a claim is exclusive until its lease ends.
     log.mark_queued(&key).await.unwrap();
     assert_eq!(log.inbound_state(&key).await.unwrap().unwrap().stage, Stage::Queued);
-    assert_eq!(log.claim(&key, T0 * 1000, (T0 + 60) * 1000).await.unwrap(), Claim::Claimed);
+    let Claim::Claimed(claimed) = log.claim(&key, T0 * 1000, (T0 + 60) * 1000).await.unwrap() else {
+        panic!("a queued message is claimed")
+    };
+    assert_eq!((&claimed.message, claimed.state.stage), (&m, Stage::Answering), "the claim returns the message");
     log.mark_queued(&key).await.unwrap();
     assert_eq!(log.inbound_state(&key).await.unwrap().unwrap().stage, Stage::Answering, "never back to queued");
     assert_eq!(
         log.claim(&key, (T0 + 30) * 1000, (T0 + 90) * 1000).await.unwrap(),
         Claim::Busy { until_ms: (T0 + 60) * 1000 }
     );
-    assert_eq!(
-        log.claim(&key, (T0 + 61) * 1000, (T0 + 120) * 1000).await.unwrap(),
-        Claim::Claimed,
+    assert!(
+        matches!(log.claim(&key, (T0 + 61) * 1000, (T0 + 120) * 1000).await.unwrap(), Claim::Claimed(_)),
         "an expired lease is taken over"
     );
     log.complete(&key).await.unwrap();
@@ -128,8 +130,13 @@ where
         in_reply_to: Some(m.id.clone()),
         provider_id: None,
     };
-    log.record_outbound(tenant, &out, &exp).await.unwrap();
-    log.record_outbound(tenant, &out, &exp).await.unwrap();
+    assert_eq!(log.record_outbound(tenant, &out, &exp).await.unwrap(), None, "recorded first");
+    let again = OutboundMessage { content: Content::Text { body: "other".into() }, ..out.clone() };
+    assert_eq!(log.record_outbound(tenant, &again, &exp).await.unwrap(), Some(out.clone()), "the first record stands");
+    // A refused send is discarded, so a later attempt records (and sends) afresh.
+    log.discard_outbound(tenant, &out.id).await.unwrap();
+    assert_eq!(log.outbound(tenant, &out.id).await.unwrap(), None);
+    assert_eq!(log.record_outbound(tenant, &out, &exp).await.unwrap(), None);
     // A provider id for a message never recorded is a conflict, not something to retry.
     let stray = ProviderMessageId::parse("wamid.stray").unwrap();
     let unknown = log.attach_provider_id(tenant, &RecordId::parse("never").unwrap(), Channel::Meta, &stray, &exp).await;

@@ -23,8 +23,14 @@ use crate::store::{StoreError, keys, s};
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: TenantId,
+    /// The business's name, as its customers know it.
+    pub name: String,
     pub retention: RetentionDays,
     pub meta_phone_number_id: Option<String>,
+    /// The sealed Graph API token; opened only when a send needs it.
+    pub meta_access_token: Option<Sealed>,
+    /// Changes whenever the knowledge base does: its search index is built once per version.
+    pub knowledge_version: Option<String>,
     /// Account and sealed token; the token is opened only when a Twilio request needs it.
     pub twilio: Option<TwilioChannel>,
     pub settings: TenantSettings,
@@ -34,9 +40,12 @@ impl Tenant {
     /// A tenant with default settings (tests, benchmarks).
     pub fn new(id: TenantId) -> Self {
         Self {
+            name: id.to_string(),
             id,
             retention: RetentionDays::default(),
             meta_phone_number_id: None,
+            meta_access_token: None,
+            knowledge_version: None,
             twilio: None,
             settings: TenantSettings::default(),
         }
@@ -93,6 +102,7 @@ pub struct DynamoTenantDirectory {
     known_ids: tokio::sync::Mutex<Option<KnownIds>>,
     /// Opened tokens, with the sealed value they came from: a rotated token is opened afresh.
     twilio: TtlCache<TenantId, (Sealed, Arc<TwilioCredentials>)>,
+    meta_tokens: TtlCache<TenantId, (Sealed, Arc<str>)>,
 }
 
 impl DynamoTenantDirectory {
@@ -108,6 +118,7 @@ impl DynamoTenantDirectory {
             unknown_routes: TtlCache::new(CACHE_CAPACITY),
             known_ids: tokio::sync::Mutex::new(None),
             twilio: TtlCache::new(CACHE_CAPACITY),
+            meta_tokens: TtlCache::new(CACHE_CAPACITY),
         }
     }
 
@@ -137,6 +148,30 @@ impl DynamoTenantDirectory {
                 Ok(None)
             }
         }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn tenants_table(&self) -> &str {
+        &self.tenants_table
+    }
+
+    /// The tenant's Graph API token, opened (cached while the sealed value stays the same).
+    pub async fn meta_token(&self, tenant: &Tenant) -> Result<Option<Arc<str>>, StoreError> {
+        let Some(sealed) = &tenant.meta_access_token else { return Ok(None) };
+        if let Some((cached, hit)) = self.meta_tokens.get(&tenant.id)
+            && &cached == sealed
+        {
+            return Ok(Some(hit));
+        }
+        let context = records::seal_context(&tenant.id, records::META_TOKEN_FIELD);
+        let token = self.master_key.open(sealed, &context).await?;
+        let token: Arc<str> =
+            String::from_utf8(token).map_err(|_| StoreError::Corrupt("meta token is not UTF-8".into()))?.into();
+        self.meta_tokens.insert(tenant.id.clone(), (sealed.clone(), token.clone()), KNOWN_TTL);
+        Ok(Some(token))
     }
 
     /// Whether `id` names a tenant, from the cached list (read again when stale).
@@ -192,10 +227,15 @@ impl TenantDirectory for DynamoTenantDirectory {
         let Some(profile) = records::read_profile(&self.client, &self.tenants_table, id).await? else {
             return Ok(None);
         };
+        let (meta_phone_number_id, meta_access_token) =
+            profile.meta.map(|m| (m.phone_number_id, m.access_token)).unzip();
         let tenant = Arc::new(Tenant {
             id: profile.pk,
+            name: profile.name,
             retention: profile.retention,
-            meta_phone_number_id: profile.meta.map(|m| m.phone_number_id),
+            meta_phone_number_id,
+            meta_access_token,
+            knowledge_version: profile.knowledge_version,
             twilio: profile.twilio,
             settings: profile.settings,
         });

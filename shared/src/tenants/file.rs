@@ -128,12 +128,7 @@ pub struct ShopifySpec {
     pub shop_domain: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KnowledgeDoc {
-    pub title: String,
-    pub text: String,
-}
+pub use crate::assistant::knowledge::KnowledgeDoc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantsFileError {

@@ -64,8 +64,12 @@ impl TenantLoader<'_> {
             twilio,
             shopify_shop_domain: spec.shopify.as_ref().map(|s| s.shop_domain.to_ascii_lowercase()),
             settings: spec.settings(),
+            knowledge_version: Some(crate::assistant::knowledge::version(&spec.knowledge_base)),
             updated_at: now,
         };
+        // Documents before the profile that names their version: a reader that sees the new
+        // version must find the new documents, or it would index old ones under the new name.
+        self.replace_knowledge(spec).await?;
         let routes = profile.routes();
         for route in &routes {
             self.claim_route(route, id).await?;
@@ -90,7 +94,7 @@ impl TenantLoader<'_> {
                 .await
                 .map_err(|e| StoreError::aws("DeleteItem route", e))?;
         }
-        self.replace_knowledge(spec).await
+        Ok(())
     }
 
     async fn claim_route(&self, route: &str, id: &TenantId) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! Tenants: the file operators write, how it is stored, and how functions find a tenant.
 
+mod access;
 mod cache;
 pub mod catalog;
 pub mod directory;

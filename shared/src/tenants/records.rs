@@ -39,6 +39,9 @@ pub struct ProfileItem {
     pub shopify_shop_domain: Option<String>,
     #[serde(default)]
     pub settings: TenantSettings,
+    /// A hash of the knowledge base's documents (`assistant::knowledge::version`).
+    #[serde(default)]
+    pub knowledge_version: Option<String>,
     pub updated_at: i64,
 }
 

@@ -3,6 +3,24 @@
 //! tools on offer; an answer is text, tool calls, or both. Every failure says whether a retry
 //! can help, so the caller can fall back politely instead of leaving the customer unanswered.
 
+pub mod anthropic;
+pub mod bedrock;
+mod http;
+pub mod offline;
+pub mod openai;
+pub mod provider;
+pub mod retry;
+mod roles;
+#[cfg(test)]
+mod testing;
+
+pub use anthropic::AnthropicChat;
+pub use bedrock::BedrockChat;
+pub use offline::OfflineModel;
+pub use openai::OpenAiChat;
+pub use provider::{AnyModel, ModelConfig, ProviderKind, http_client};
+pub use retry::Retrying;
+
 use std::fmt;
 use std::future::Future;
 

@@ -241,11 +241,16 @@ impl InboundLog for DynamoMessageLog {
             .expression_attribute_values(":queued", s(Stage::Queued.as_str()))
             .expression_attribute_values(":lease", n(lease_until_ms))
             .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Claimed),
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                let (tenant, message) = inbound_of(&item)?;
+                Ok(Claim::Claimed(Box::new(StoredInbound { tenant, message, state: state_of(&item) })))
+            }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -313,7 +318,12 @@ impl DeliveryLog for DynamoMessageLog {
         }
     }
 
-    async fn record_outbound(&self, tenant: &TenantId, m: &OutboundMessage, expiry: &Expiry) -> Result<(), StoreError> {
+    async fn record_outbound(
+        &self,
+        tenant: &TenantId,
+        m: &OutboundMessage,
+        expiry: &Expiry,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
         let key = keys::outbound_key(tenant, m.id.as_str());
         let mut item = Item::with_capacity(12);
         item.insert("gsi1pk".into(), s(keys::conversation_pk(tenant, &m.contact.key())));
@@ -335,12 +345,31 @@ impl DeliveryLog for DynamoMessageLog {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Err(e) if condition_failed(&e) => Ok(()),
-            other => other.map(|_| ()).map_err(|e| StoreError::aws("PutItem outbound", e)),
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+                let PutItemError::ConditionalCheckFailedException(failed) = e.err() else { unreachable!() };
+                let earlier = failed.item().ok_or_else(|| StoreError::Corrupt("outbound without its item".into()))?;
+                outbound_of(earlier).map(Some)
+            }
+            Err(e) => Err(StoreError::aws("PutItem outbound", e)),
         }
+    }
+
+    async fn discard_outbound(&self, tenant: &TenantId, id: &RecordId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::outbound_key(tenant, id.as_str())))
+            // Never a message the provider accepted.
+            .condition_expression("attribute_not_exists(provider_id)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(StoreError::aws("DeleteItem outbound", e)) })
     }
 
     async fn attach_provider_id(

@@ -136,7 +136,11 @@ impl InboundLog for MemoryMessageLog {
                 _ => {
                     i.state.stage = Stage::Answering;
                     i.state.lease_until_ms = lease_until_ms;
-                    Claim::Claimed
+                    Claim::Claimed(Box::new(StoredInbound {
+                        tenant: i.tenant.clone(),
+                        message: i.message.clone(),
+                        state: i.state.clone(),
+                    }))
                 }
             }
         }))
@@ -174,9 +178,27 @@ impl DeliveryLog for MemoryMessageLog {
         }))
     }
 
-    async fn record_outbound(&self, tenant: &TenantId, m: &OutboundMessage, _: &Expiry) -> Result<(), StoreError> {
+    async fn record_outbound(
+        &self,
+        tenant: &TenantId,
+        m: &OutboundMessage,
+        _: &Expiry,
+    ) -> Result<Option<OutboundMessage>, StoreError> {
+        Ok(self.with(|t| match t.outbound.entry(keys::outbound_key(tenant, m.id.as_str())) {
+            std::collections::btree_map::Entry::Occupied(earlier) => Some(earlier.get().1.clone()),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert((tenant.clone(), m.clone()));
+                None
+            }
+        }))
+    }
+
+    async fn discard_outbound(&self, tenant: &TenantId, id: &RecordId) -> Result<(), StoreError> {
         self.with(|t| {
-            t.outbound.entry(keys::outbound_key(tenant, m.id.as_str())).or_insert_with(|| (tenant.clone(), m.clone()));
+            let key = keys::outbound_key(tenant, id.as_str());
+            if t.outbound.get(&key).is_some_and(|(_, m)| m.provider_id.is_none()) {
+                t.outbound.remove(&key);
+            }
         });
         Ok(())
     }

@@ -122,10 +122,10 @@ pub struct Delivery {
 }
 
 /// The outcome of a reply worker's claim on an inbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// Ours until the lease ends.
-    Claimed,
+    /// Ours until the lease ends: the message as stored (read consistently by the claim itself).
+    Claimed(Box<StoredInbound>),
     /// Another worker holds it.
     Busy { until_ms: i64 },
     /// Answered already (or covered by a burst's answer).
@@ -164,13 +164,18 @@ pub trait DeliveryLog: Send + Sync {
         status: &StatusUpdate,
         stub_expiry: &Expiry,
     ) -> impl Future<Output = Result<StatusApplied, StoreError>> + Send;
-    /// Records a message before it is sent. Recording the same id again changes nothing.
+    /// Records a message before it is sent. Recording the same id again changes nothing and
+    /// returns what was recorded first (a send may have happened since: the caller must not
+    /// send it again).
     fn record_outbound(
         &self,
         tenant: &TenantId,
         message: &OutboundMessage,
         expiry: &Expiry,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<OutboundMessage>, StoreError>> + Send;
+    /// The provider refused a recorded message: the record goes, so a later attempt may send it.
+    fn discard_outbound(&self, tenant: &TenantId, id: &RecordId)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The provider accepted the message under `provider_id`: both records point at each other.
     fn attach_provider_id(
         &self,

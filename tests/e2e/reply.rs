@@ -1,0 +1,323 @@
+//! The reply worker end to end: webhooks in through the local API Gateway, the inbound queue fed
+//! to the worker through the template's event source mapping, answers out to the sandbox sink
+//! (or to a scripted model and provider on loopback), state in the emulator.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use concierge::assistant::model::ToolCall;
+use concierge::assistant::tools;
+use concierge::domain::{AppointmentStatus, ContactId, TenantId};
+use concierge::reply::Phrases;
+use concierge::store::contacts::{AppointmentStore, DynamoContacts, LeadStore};
+use concierge_e2e::*;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const CUSTOMER: &str = "4915112345678";
+const OTHER_CUSTOMER: &str = "4915199887766";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A text from `from` to tenant A's Meta number, through the webhook.
+async fn say_to(t: &TestStack, number: &str, from: &str, id: &str, body: &str) {
+    let notification = notification(&[(number, vec![text_message(from, id, now(), body)], vec![])]);
+    assert_eq!(t.post_meta(&notification).await.status, 200);
+}
+
+async fn say(t: &TestStack, id: &str, body: &str) {
+    say_to(t, NUMBER_A, CUSTOMER, id, body).await;
+}
+
+/// An SQS event holding the job of one stored message, as a redelivery would bring it.
+fn redelivery(tenant: &str, key: &str, n: usize) -> Value {
+    let job = json!({"tenant_id": tenant, "channel": "meta", "message_key": key, "received_at": now()});
+    json!({"Records": [{
+        "messageId": format!("redelivery-{n}"),
+        "receiptHandle": "r",
+        "body": job.to_string(),
+        "attributes": {"MessageGroupId": "g", "ApproximateReceiveCount": (n + 1).to_string()},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:q.fifo",
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+async fn reads(t: &TestStack) -> Vec<Value> {
+    reqwest::get(format!("{}/sandbox/reads", t.api_base)).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn with_nothing_configured_a_knowledge_base_question_is_answered_offline_and_threaded() {
+    let t = TestStack::spawn().await;
+    say(&t, "wamid.hours", "What are your opening hours?").await;
+    assert_eq!(t.deliver().await, 1);
+
+    let sent = t.outbox();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["phone_number_id"], NUMBER_A);
+    let request = &sent[0]["request"];
+    assert_eq!((request["to"].as_str(), request["type"].as_str()), (Some(CUSTOMER), Some("text")));
+    assert_eq!(request["context"]["message_id"], "wamid.hours", "threaded to the customer's message");
+    let body = request["text"]["body"].as_str().unwrap();
+    assert!(body.contains("Monday to Friday, 8:00 to 18:00"), "{body}");
+    // Marked as read (with the typing indicator) before the answer.
+    let read = reads(&t).await;
+    assert_eq!((read.len(), read[0]["request"]["message_id"].as_str()), (1, Some("wamid.hours")));
+
+    let key = message_key(TENANT_A, "meta", "wamid.hours");
+    assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered");
+    // The answer is recorded with the provider's id, so its status webhooks find it.
+    let answer = concierge::reply::answer_id(&key);
+    let outbound = t.message(&format!("{TENANT_A}#OUT#{answer}")).await.expect("the answer is recorded");
+    assert_eq!(s(&outbound, "provider_id"), "wamid.sandbox-1");
+
+    // Nothing matching: a person will follow up.
+    say(&t, "wamid.odd", "Do you sell garden furniture?").await;
+    t.deliver().await;
+    let texts = t.sent_texts();
+    assert_eq!(texts.len(), 2);
+    assert!(texts[1].contains("follow up") || texts[1].contains("get back to you"), "{}", texts[1]);
+}
+
+#[tokio::test]
+async fn an_answered_message_costs_at_most_eight_aws_requests() {
+    let t = TestStack::spawn().await;
+    // The first answer also reads the tenant and its knowledge base (cached afterwards).
+    say(&t, "wamid.warm", "How much is a cleaning?").await;
+    t.deliver().await;
+    let before = t.worker().requests.by_operation();
+    say(&t, "wamid.counted", "When are you open on Saturday?").await;
+    t.deliver().await;
+    assert_eq!(t.sent_texts().len(), 2);
+    let after = t.worker().requests.by_operation();
+    let delta: Vec<(String, u64)> = after
+        .iter()
+        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: u64 = delta.iter().map(|(_, n)| n).sum();
+    eprintln!("AWS requests per answered message: {total} {delta:?}");
+    assert!(total <= 8, "{delta:?}");
+    assert!(delta.iter().all(|(op, _)| !op.ends_with(":Scan")), "{delta:?}");
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_four_times_gets_one_reply() {
+    let t = TestStack::spawn().await;
+    for _ in 0..4 {
+        say(&t, "wamid.dup", "What are your opening hours?").await;
+    }
+    t.deliver().await;
+    let key = message_key(TENANT_A, "meta", "wamid.dup");
+    // SQS redelivers (at least once): the worker acknowledges without a second reply.
+    for n in 0..3 {
+        let out = t.invoke("ReplyWorkerFunction", &redelivery(TENANT_A, &key, n)).await.unwrap();
+        assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    }
+    assert_eq!(t.sent_texts().len(), 1, "{:?}", t.sent_texts());
+}
+
+#[tokio::test]
+async fn three_messages_within_the_quiet_window_get_one_reply() {
+    let t = TestStack::spawn().await;
+    say(&t, "wamid.b1", "Hello").await;
+    say(&t, "wamid.b2", "how much is a cleaning").await;
+    say(&t, "wamid.b3", "and how long does it take?").await;
+    assert_eq!(t.deliver().await, 3);
+    let texts = t.sent_texts();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("89 EUR") || texts[0].contains("45 minutes"), "{}", texts[0]);
+    for id in ["wamid.b1", "wamid.b2", "wamid.b3"] {
+        assert_eq!(s(&t.message(&message_key(TENANT_A, "meta", id)).await.unwrap(), "stage"), "answered");
+    }
+}
+
+#[tokio::test]
+async fn stop_gets_one_confirmation_then_silence_until_start() {
+    let t = TestStack::spawn().await;
+    say(&t, "wamid.stop", "STOP").await;
+    t.deliver().await;
+    assert_eq!(t.sent_texts(), [Phrases::OPTED_OUT]);
+    say(&t, "wamid.after-stop", "What are your opening hours?").await;
+    say(&t, "wamid.stop-again", "stop").await;
+    t.deliver().await;
+    assert_eq!(t.sent_texts().len(), 1, "silence while opted out, a repeated STOP included");
+
+    say(&t, "wamid.start", "START").await;
+    t.deliver().await;
+    say(&t, "wamid.back", "What are your opening hours?").await;
+    t.deliver().await;
+    let texts = t.sent_texts();
+    assert_eq!(texts[texts.len() - 2], Phrases::OPTED_IN);
+    assert!(texts[texts.len() - 1].contains("Monday to Friday"), "{texts:?}");
+
+    // The changes are kept with their times.
+    let contacts = DynamoContacts::new(t.dynamodb.clone(), t.table("ContactsTable"));
+    use concierge::store::contacts::ContactStore;
+    let history = contacts
+        .consent_history(&TenantId::parse(TENANT_A).unwrap(), &ContactId::parse_key(&format!("+{CUSTOMER}")).unwrap())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = history.iter().map(|c| c.consent.as_str()).collect();
+    assert_eq!(kinds, ["opted_out", "opted_in"]);
+    assert!(history.iter().all(|c| c.at_ms > 0));
+}
+
+#[tokio::test]
+async fn asking_for_a_human_gets_one_acknowledgement_then_the_assistant_stays_silent() {
+    let t = TestStack::spawn().await;
+    say(&t, "wamid.human", "I want to talk to a human").await;
+    t.deliver().await;
+    assert_eq!(t.sent_texts(), [Phrases::HANDOFF]);
+    say(&t, "wamid.after-human", "What are your opening hours?").await;
+    say(&t, "wamid.human-again", "agent").await;
+    t.deliver().await;
+    assert_eq!(t.sent_texts().len(), 1, "{:?}", t.sent_texts());
+    // Silent is not lost: the messages are kept for the person who took over.
+    assert!(t.message(&message_key(TENANT_A, "meta", "wamid.after-human")).await.is_some());
+}
+
+/// An OpenAI-compatible chat-completions server that answers from a script, in order (the
+/// last answer repeats), and keeps every request body.
+#[derive(Clone, Default)]
+struct ScriptedModel {
+    replies: Arc<Vec<Value>>,
+    next: Arc<AtomicUsize>,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Respond for ScriptedModel {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.bodies.lock().unwrap().push(String::from_utf8_lossy(&request.body).into_owned());
+        let i = self.next.fetch_add(1, Ordering::SeqCst).min(self.replies.len() - 1);
+        ResponseTemplate::new(200).set_body_json(&self.replies[i])
+    }
+}
+
+impl ScriptedModel {
+    async fn serve(replies: Vec<Value>) -> (MockServer, Self) {
+        let server = MockServer::start().await;
+        let model = Self { replies: Arc::new(replies), ..Self::default() };
+        Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(model.clone()).mount(&server).await;
+        (server, model)
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+fn tool_call(id: &str, name: &str, arguments: Value) -> Value {
+    json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+        "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": arguments.to_string()}}]}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
+}
+
+fn text(content: &str) -> Value {
+    json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
+}
+
+async fn with_model(server: &MockServer) -> TestStack {
+    let base = format!("{}/v1", server.uri());
+    TestStack::spawn_with(move |o| {
+        o.shell = shell(&[("LLM_PROVIDER", "openai"), ("LLM_BASE_URL", &base), ("LLM_API_KEY", "test-key")]);
+    })
+    .await
+}
+
+/// The next Monday at least two days ahead, in Berlin (acme-dental's zone and hours).
+fn next_monday() -> String {
+    let today = jiff::Timestamp::now().in_tz("Europe/Berlin").unwrap().date();
+    let mut day = today.checked_add(jiff::Span::new().days(2)).unwrap();
+    while day.weekday() != jiff::civil::Weekday::Monday {
+        day = day.checked_add(jiff::Span::new().days(1)).unwrap();
+    }
+    day.to_string()
+}
+
+#[tokio::test]
+async fn a_model_captures_a_lead_and_books_and_the_customer_gets_the_confirmation() {
+    let monday = next_monday();
+    let (server, model) = ScriptedModel::serve(vec![
+        tool_call("call_1", "capture_lead", json!({"name": "Jana", "email": "[EMAIL_1]", "interest": "cleaning"})),
+        tool_call(
+            "call_2",
+            "book_appointment",
+            json!({"date": monday.clone(), "time": "10:00", "service": "Cleaning"}),
+        ),
+        text("You are booked for a cleaning on Monday at 10:00. We will write to [EMAIL_1]."),
+    ])
+    .await;
+    let t = with_model(&server).await;
+    say(&t, "wamid.book", "Hi, I'm Jana (jana@example.com), card 4111 1111 1111 1111, call me on +49 151 2345 6789. A cleaning on Monday at 10?").await;
+    t.deliver().await;
+
+    let texts = t.sent_texts();
+    assert_eq!(texts, ["You are booked for a cleaning on Monday at 10:00. We will write to jana@example.com."]);
+    let tenant = TenantId::parse(TENANT_A).unwrap();
+    let contact = ContactId::parse_key(&format!("+{CUSTOMER}")).unwrap();
+    let contacts = DynamoContacts::new(t.dynamodb.clone(), t.table("ContactsTable"));
+    let leads = contacts.leads_of(&tenant, &contact).await.unwrap();
+    assert_eq!(leads.len(), 1);
+    assert_eq!((leads[0].email.as_deref(), leads[0].name.as_deref()), (Some("jana@example.com"), Some("Jana")));
+    let appointments = contacts.appointments_of(&tenant, &contact).await.unwrap();
+    assert_eq!(appointments.len(), 1);
+    assert_eq!(
+        (appointments[0].slots[0].date.as_str(), appointments[0].slots[0].time.as_str()),
+        (monday.as_str(), "10:00")
+    );
+    assert_eq!(appointments[0].slots.len(), 3, "45 minutes in 15-minute slots");
+
+    // The provider never saw the customer's email, phone or card number.
+    let bodies = model.bodies();
+    assert_eq!(bodies.len(), 3);
+    for body in &bodies {
+        for secret in
+            ["jana@example.com", "4111 1111 1111 1111", "4111111111111111", "151 2345 6789", "15123456789", CUSTOMER]
+        {
+            assert!(!body.contains(secret), "{secret} reached the model: {body}");
+        }
+    }
+    assert!(bodies[0].contains("[EMAIL_1]"), "placeholders stand in for the data");
+}
+
+#[tokio::test]
+async fn two_concurrent_bookings_of_the_last_slot_one_wins() {
+    let t = TestStack::spawn().await;
+    let contacts = DynamoContacts::new(t.dynamodb.clone(), t.table("ContactsTable"));
+    let mut tenant = concierge::tenants::Tenant::new(TenantId::parse(TENANT_A).unwrap());
+    tenant.settings.timezone = "Europe/Berlin".into();
+    tenant.settings.opening_hours.insert("mon".into(), vec!["10:00-10:30".into()]);
+    let monday = next_monday();
+    let a = ContactId::parse_key(&format!("+{CUSTOMER}")).unwrap();
+    let b = ContactId::parse_key(&format!("+{OTHER_CUSTOMER}")).unwrap();
+    let now_ms = now() * 1000;
+    let call = |id: &str| ToolCall { id: id.into(), name: tools::BOOK_APPOINTMENT.into(), arguments: String::new() };
+    let (call_a, call_b) = (call("a"), call("b"));
+    let args = json!({"date": monday, "time": "10:00"});
+    let scope_a = tools::Scope { tenant: &tenant, contact: &a, now_ms, id_seed: "a" };
+    let scope_b = tools::Scope { tenant: &tenant, contact: &b, now_ms, id_seed: "b" };
+    let (ra, rb) = tokio::join!(
+        tools::run(&contacts, &scope_a, &call_a, args.clone()),
+        tools::run(&contacts, &scope_b, &call_b, args.clone())
+    );
+    let booked = [ra.unwrap(), rb.unwrap()].iter().filter(|o| matches!(o.effect, tools::Effect::Booked(_))).count();
+    assert_eq!(booked, 1, "exactly one booking of the last slot wins");
+    let mut held = 0;
+    for contact in [&a, &b] {
+        held += contacts
+            .appointments_of(&tenant.id, contact)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.status == AppointmentStatus::Booked)
+            .count();
+    }
+    assert_eq!(held, 1, "and only one appointment exists");
+}
