@@ -1030,6 +1030,9 @@ mod tests {
         async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
             self.inner.claim(key, now, until).await
         }
+        async fn set_content(&self, key: &str, content: &crate::domain::Content) -> Result<(), StoreError> {
+            self.inner.set_content(key, content).await
+        }
         async fn complete(&self, key: &str) -> Result<(), StoreError> {
             self.inner.complete(key).await
         }

@@ -371,11 +371,18 @@ mod tests {
     }
 
     fn meta_attachment(id: &str) -> Attachment {
-        Attachment { media_id: Some(id.into()), url: None, mime_type: None, sha256: None, filename: None }
+        Attachment { media_id: Some(id.into()), url: None, mime_type: None, sha256: None, filename: None, stored: None }
     }
 
     fn twilio_attachment(url: String) -> Attachment {
-        Attachment { media_id: None, url: Some(url), mime_type: Some("image/png".into()), sha256: None, filename: None }
+        Attachment {
+            media_id: None,
+            url: Some(url),
+            mime_type: Some("image/png".into()),
+            sha256: None,
+            filename: None,
+            stored: None,
+        }
     }
 
     async fn serve_meta_media(server: &MockServer, id: &str, sha256: &str) {
@@ -542,7 +549,8 @@ mod tests {
         serve_meta_media(&server, "7003", &sha256_hex(JPEG)).await;
         let store = MemoryMediaStore::default();
         let tenant = TenantId::parse("acme-dental").unwrap();
-        let nothing = Attachment { media_id: None, url: None, mime_type: None, sha256: None, filename: None };
+        let nothing =
+            Attachment { media_id: None, url: None, mime_type: None, sha256: None, filename: None, stored: None };
         let attachments = [nothing, meta_attachment("7003")];
         let keys = copy_attachments(&fetcher(&server), &store, &meta(), &tenant, "c0ffee", &attachments).await.unwrap();
         assert_eq!(keys, vec![None, Some("acme-dental/media/c0ffee/1".to_owned())]);

@@ -34,6 +34,7 @@ use crate::domain::{
     RecordId, TenantId,
 };
 use crate::invocation;
+use crate::media::{MediaError, MediaFetcher, MediaStore, copy_attachments};
 use crate::privacy::retention::Category;
 use crate::privacy::{Expiry, Pseudonymizer};
 use crate::queue::InboundJob;
@@ -77,6 +78,8 @@ pub enum ReplyError {
     Send(SendError),
     #[error("the queue job is not valid JSON")]
     BadJob,
+    #[error("media copy failed: {0}")]
+    Media(MediaError),
 }
 
 /// How a job ended, for logs and tests.
@@ -117,12 +120,15 @@ impl Phrases {
         "Sorry, I cannot answer that right now. A member of our team will get back to you here shortly.";
 }
 
-pub struct ReplyWorker<L, C, T, M, S> {
+pub struct ReplyWorker<L, C, T, M, S, Md> {
     pub log: L,
     pub contacts: C,
     pub tenants: T,
     pub model: M,
     pub sender: S,
+    /// Where inbound media is copied while the provider's link is valid.
+    pub media: Md,
+    pub fetcher: MediaFetcher,
     pub knowledge: KnowledgeCache,
     pub pseudonyms: Pseudonymizer,
     pub clock: Arc<dyn Clock>,
@@ -135,13 +141,14 @@ struct Claimed {
     stored: StoredInbound,
 }
 
-impl<L, C, T, M, S> ReplyWorker<L, C, T, M, S>
+impl<L, C, T, M, S, Md> ReplyWorker<L, C, T, M, S, Md>
 where
     L: InboundLog + DeliveryLog + ConversationLog,
     C: ContactStore + LeadStore + AppointmentStore,
     T: TenantAccess,
     M: ChatModel,
     S: ChannelSender,
+    Md: MediaStore,
 {
     /// Handles one queue job (its JSON body).
     pub async fn handle(&self, body: &str) -> Result<Outcome, ReplyError> {
@@ -164,7 +171,10 @@ where
             self.log.complete(&first.key).await?;
             return Ok(Outcome::Gone);
         };
-        let (burst, recent) = self.gather_burst(&tenant, first, lease_until).await?;
+        let (mut burst, recent) = self.gather_burst(&tenant, first, lease_until).await?;
+        for claimed in &mut burst {
+            self.copy_media(&tenant, claimed).await?;
+        }
         let outcome = self.answer(&tenant, &burst, recent).await?;
         for claimed in &burst {
             self.log.complete(&claimed.key).await?;
@@ -220,6 +230,34 @@ where
             if !found || self.clock.now_ms() >= started + MAX_BURST_WAIT_MS {
                 burst.sort_by_key(|c| (c.stored.message.sent_at, c.stored.state.received_at));
                 return Ok((burst, Some(entries)));
+            }
+        }
+    }
+
+    /// Copies a message's attachments into the bucket under the tenant's prefix and records
+    /// where. A link that is gone for good is logged and skipped (the answer goes on); a
+    /// provider that fails for now fails the job, so the copy is tried again while the link
+    /// is still valid (Meta's media ids live 7 days).
+    async fn copy_media(&self, tenant: &Tenant, claimed: &mut Claimed) -> Result<(), ReplyError> {
+        let message = &mut claimed.stored.message;
+        let Content::Media { attachments, .. } = &mut message.content else { return Ok(()) };
+        if attachments.iter().all(|a| a.stored.is_some() || (a.media_id.is_none() && a.url.is_none())) {
+            return Ok(());
+        }
+        let Some(account) = self.tenants.account(tenant, message.channel).await? else { return Ok(()) };
+        let message_ref = keys::parse_message_key(&claimed.key).map_or("unknown", |(_, _, r)| r);
+        match copy_attachments(&self.fetcher, &self.media, &account, &tenant.id, message_ref, attachments).await {
+            Ok(stored) => {
+                for (attachment, key) in attachments.iter_mut().zip(stored) {
+                    attachment.stored = attachment.stored.take().or(key);
+                }
+                self.log.set_content(&claimed.key, &message.content).await?;
+                Ok(())
+            }
+            Err(e) if e.retryable() => Err(ReplyError::Media(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "media could not be copied; answering without it");
+                Ok(())
             }
         }
     }
@@ -524,10 +562,11 @@ mod tests {
 
     use super::*;
     use crate::assistant::model::{ChatRequest, ChatResponse, StopReason, ToolCall, Usage};
-    use crate::channels::outbound::MetaAccount;
+    use crate::channels::outbound::{Endpoints, MetaAccount};
     use crate::clock::TokioClock;
     use crate::domain::{ProviderMessageId, StatusUpdate};
     use crate::ingest::{self, Attempt};
+    use crate::media::MemoryMediaStore;
     use crate::queue::InboundJob;
     use crate::store::contacts::MemoryContacts;
     use crate::store::messages::{Delivery, MemoryMessageLog, StatusApplied};
@@ -638,6 +677,9 @@ mod tests {
         async fn claim(&self, key: &str, now: i64, until: i64) -> Result<Claim, StoreError> {
             self.inner.claim(key, now, until).await
         }
+        async fn set_content(&self, key: &str, content: &Content) -> Result<(), StoreError> {
+            self.inner.set_content(key, content).await
+        }
         async fn complete(&self, key: &str) -> Result<(), StoreError> {
             self.inner.complete(key).await
         }
@@ -695,7 +737,7 @@ mod tests {
         }
     }
 
-    type Worker = ReplyWorker<Log, MemoryContacts, Tenants, Model, Sender>;
+    type Worker = ReplyWorker<Log, MemoryContacts, Tenants, Model, Sender, MemoryMediaStore>;
 
     fn worker(script: Vec<Option<ChatResponse>>, quiet_window_ms: u32) -> Worker {
         let mut tenant = Tenant::new(TenantId::parse("acme").unwrap());
@@ -708,6 +750,8 @@ mod tests {
             tenants: Tenants(Arc::new(tenant)),
             model: Model { script, ..Model::default() },
             sender: Sender::default(),
+            media: MemoryMediaStore::default(),
+            fetcher: MediaFetcher::new(Endpoints::default()).unwrap(),
             knowledge: KnowledgeCache::default(),
             pseudonyms: Pseudonymizer::new(b"k"),
             clock: Arc::new(TokioClock::starting_at(T0_MS)),

@@ -107,3 +107,43 @@ async fn the_queue_carries_no_phone_number_not_even_inside_a_meta_message_id() {
         assert!(!s(&item, key).contains(PHONE_IN_BASE64), "{key}");
     }
 }
+
+#[tokio::test]
+async fn the_reply_worker_logs_no_personal_data_when_it_answers_or_fails() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    let now = concierge::clock::Clock::now(&concierge::clock::SystemClock);
+    let say = |id: &str, body: &str| notification(&[(NUMBER_A, vec![text_message(PHONE, id, now, body)], vec![])]);
+    let logs = LogCapture::start();
+    // Answers: a question carrying personal data, opt-out and back in, a handoff.
+    assert_eq!(
+        t.post_meta(&say("wamid.r1", &format!("{TEXT}, write to {EMAIL}, when are you open?"))).await.status,
+        200
+    );
+    t.deliver().await;
+    for (id, body) in [("wamid.r2", "STOP"), ("wamid.r3", "START"), ("wamid.r4", "human")] {
+        assert_eq!(t.post_meta(&say(id, body)).await.status, 200);
+        t.deliver().await;
+    }
+    assert_eq!(t.sent_texts().len(), 4);
+    // Fails: the answer cannot be recorded, so it is not sent and the job is retried.
+    let other =
+        |id: &str, body: &str| notification(&[(NUMBER_A, vec![text_message(TWILIO_PHONE, id, now, body)], vec![])]);
+    assert_eq!(
+        t.post_meta(&other("wamid.r5", &format!("{NAME} here, {EMAIL}, what does a cleaning cost?"))).await.status,
+        200
+    );
+    let key = message_key(TENANT_A, "meta", "wamid.r5");
+    let job = serde_json::json!({"tenant_id": TENANT_A, "channel": "meta", "message_key": key, "received_at": now});
+    let event = serde_json::json!({"Records": [{"messageId": "m1", "body": job.to_string(), "attributes": {"MessageGroupId": "g"}}]});
+    proxy.inject("PutItem", Fault::Reject);
+    assert!(t.invoke("ReplyWorkerFunction", &event).await.is_err(), "the only record failed");
+    proxy.clear();
+    assert_eq!(t.sent_texts().len(), 4, "nothing is sent that could not be recorded first");
+
+    let text = logs.text();
+    for expected in ["inbound handled", "prompt assembled", "model answered", "record failed"] {
+        assert!(text.contains(expected), "the paths above log {expected:?}:\n{text}");
+    }
+    logs.assert_free_of(&PERSONAL);
+}

@@ -14,6 +14,7 @@ use concierge::channels::outbound::{Endpoints, HttpSender};
 use concierge::config::{CONTACT_HASH_KEY, LLM_API_KEY, MasterKeySource, PlatformSecrets};
 use concierge::crypto::MasterKey;
 use concierge::function::{BoxFuture, Error, Event, Function, FunctionEntry, Setup};
+use concierge::media::{MediaFetcher, S3MediaStore};
 use concierge::privacy::Pseudonymizer;
 use concierge::reply::ReplyWorker;
 use concierge::store::contacts::DynamoContacts;
@@ -22,7 +23,8 @@ use concierge::tenants::DynamoTenantDirectory;
 use lambda_runtime::Context;
 use serde_json::Value;
 
-pub type Worker = ReplyWorker<DynamoMessageLog, DynamoContacts, DynamoTenantDirectory, Retrying<AnyModel>, HttpSender>;
+pub type Worker =
+    ReplyWorker<DynamoMessageLog, DynamoContacts, DynamoTenantDirectory, Retrying<AnyModel>, HttpSender, S3MediaStore>;
 
 /// How the template names this function's binary, and its composition root.
 pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "reply-worker", build: |setup| Box::pin(build(setup)) };
@@ -40,6 +42,7 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
         MasterKeySource::Kms(key_id) => MasterKey::kms(setup.aws.kms.clone(), key_id),
     };
     let dynamodb = setup.aws.dynamodb.clone();
+    let endpoints = Endpoints::from_env(env)?;
     let pseudonyms = Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes());
     let worker: Worker = ReplyWorker {
         log: DynamoMessageLog::new(dynamodb.clone(), env.required("MESSAGES_TABLE")?, pseudonyms.clone()),
@@ -51,7 +54,9 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
             master_key,
         ),
         model: Retrying::new(model),
-        sender: HttpSender::new(Endpoints::from_env(env)?)?,
+        sender: HttpSender::new(endpoints.clone())?,
+        media: S3MediaStore::new(setup.aws.s3.clone(), env.required("DATA_BUCKET")?),
+        fetcher: MediaFetcher::new(endpoints)?,
         knowledge: KnowledgeCache::default(),
         pseudonyms,
         clock: setup.clock,

@@ -545,7 +545,14 @@ mod tests {
         let caption = Content::Media {
             kind: MediaKind::Image,
             caption: Some("photo SECRET".into()),
-            attachments: vec![Attachment { media_id: None, url: None, mime_type: None, sha256: None, filename: None }],
+            attachments: vec![Attachment {
+                media_id: None,
+                url: None,
+                mime_type: None,
+                sha256: None,
+                filename: None,
+                stored: None,
+            }],
         };
         let history = [
             inbound(1, text("mail SECRET")),

@@ -99,6 +99,9 @@ pub struct Attachment {
     pub mime_type: Option<String>,
     pub sha256: Option<String>,
     pub filename: Option<String>,
+    /// Our copy in the data bucket (`<tenant>/media/…`), once the reply worker made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<String>,
 }
 
 /// What a message says. Personal data: `Debug` shows only its type.

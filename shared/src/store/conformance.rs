@@ -104,6 +104,14 @@ where
         panic!("a queued message is claimed")
     };
     assert_eq!((&claimed.message, claimed.state.stage), (&m, Stage::Answering), "the claim returns the message");
+    // What a message says can be replaced (media gets the key of our copy); nothing else moves.
+    let edited = Content::Text { body: "edited".into() };
+    log.set_content(&key, &edited).await.unwrap();
+    let stored = log.inbound(&key).await.unwrap().unwrap();
+    assert_eq!((&stored.message.content, stored.state.stage), (&edited, Stage::Answering));
+    log.set_content(&key, &m.content).await.unwrap();
+    log.set_content("nobody#MSG#meta#x", &edited).await.unwrap();
+    assert!(log.inbound("nobody#MSG#meta#x").await.unwrap().is_none(), "never creates a message");
     log.mark_queued(&key).await.unwrap();
     assert_eq!(log.inbound_state(&key).await.unwrap().unwrap().stage, Stage::Answering, "never back to queued");
     assert_eq!(

@@ -159,6 +159,7 @@ fn content(m: &Message<'_>) -> Content {
                     mime_type: owned(&media.mime_type),
                     sha256: owned(&media.sha256),
                     filename: owned(&media.filename),
+                    stored: None,
                 }],
             }
         }

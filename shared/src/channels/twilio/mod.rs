@@ -73,6 +73,7 @@ fn content(form: &Form<'_>) -> Content {
                 mime_type: owned(form.get(&format!("MediaContentType{i}"))),
                 sha256: None,
                 filename: None,
+                stored: None,
             })
             .collect();
         let kind = MediaKind::from_mime(attachments[0].mime_type.as_deref().unwrap_or_default());

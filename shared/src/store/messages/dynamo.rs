@@ -267,6 +267,20 @@ impl InboundLog for DynamoMessageLog {
         }
     }
 
+    async fn set_content(&self, key: &str, content: &Content) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression("SET content = :c")
+            .condition_expression("attribute_exists(content)")
+            .expression_attribute_values(":c", content_value(content)?)
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(StoreError::aws("UpdateItem content", e)) })
+    }
+
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .update_item()

@@ -146,6 +146,15 @@ impl InboundLog for MemoryMessageLog {
         }))
     }
 
+    async fn set_content(&self, key: &str, content: &crate::domain::Content) -> Result<(), StoreError> {
+        self.with(|t| {
+            if let Some(i) = t.inbound.get_mut(key) {
+                i.message.content = content.clone();
+            }
+        });
+        Ok(())
+    }
+
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
         self.with(|t| {
             if let Some(i) = t.inbound.get_mut(key) {

@@ -10,7 +10,7 @@ pub mod memory;
 use std::future::Future;
 
 use crate::domain::{
-    Channel, ContactId, DeliveryStatus, InboundMessage, OutboundMessage, ProviderMessageId, RecordId, Stage,
+    Channel, ContactId, Content, DeliveryStatus, InboundMessage, OutboundMessage, ProviderMessageId, RecordId, Stage,
     StatusUpdate, TenantId,
 };
 use crate::privacy::Expiry;
@@ -150,6 +150,8 @@ pub trait InboundLog: Send + Sync {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Replaces what the stored message says (media attachments get the key of our copy).
+    fn set_content(&self, key: &str, content: &Content) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Answered: the message leaves the pending index for good.
     fn complete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
