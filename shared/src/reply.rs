@@ -133,6 +133,9 @@ pub struct ReplyWorker<L, C, T, M, S, Md> {
     pub pseudonyms: Pseudonymizer,
     pub clock: Arc<dyn Clock>,
     pub budget: Budget,
+    /// Where Twilio reaches our webhooks (`PUBLIC_BASE_URL`): each Twilio send names its status
+    /// callback there, so delivery statuses come back to the message. `None`: the account's own.
+    pub public_base_url: Option<String>,
 }
 
 /// One claimed message of the burst being answered.
@@ -487,11 +490,15 @@ where
             // Read receipts and typing are courtesy: the answer goes out regardless.
             tracing::debug!(error = %e, "mark as read failed");
         }
+        let callback = match (message.channel, &self.public_base_url) {
+            (Channel::Twilio, Some(base)) => Some(format!("{base}/webhooks/twilio/{}/status", tenant.id)),
+            _ => None,
+        };
         let request = OutboundRequest {
             to: &message.contact,
             body: outbound_body,
             reply_to: Some(&message.id),
-            status_callback: None,
+            status_callback: callback.as_deref(),
         };
         match send_with_retries(&self.sender, &account, &request).await {
             Ok(provider_id) => {
@@ -634,6 +641,9 @@ mod tests {
     #[derive(Default)]
     struct Sender {
         sent: Mutex<Vec<String>>,
+        /// The next sends fail with these, in order (each still counted as an attempt).
+        failures: Mutex<Vec<SendError>>,
+        attempts: AtomicUsize,
     }
 
     impl ChannelSender for Sender {
@@ -641,6 +651,10 @@ mod tests {
             Ok(())
         }
         async fn send(&self, _: &Account, request: &OutboundRequest<'_>) -> Result<ProviderMessageId, SendError> {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            if let Some(e) = self.failures.lock().unwrap().pop() {
+                return Err(e);
+            }
             let mut sent = self.sent.lock().unwrap();
             sent.push(match request.body {
                 OutboundBody::Text(t) => t.to_owned(),
@@ -756,6 +770,7 @@ mod tests {
             pseudonyms: Pseudonymizer::new(b"k"),
             clock: Arc::new(TokioClock::starting_at(T0_MS)),
             budget: Budget::default(),
+            public_base_url: None,
         }
     }
 
@@ -900,5 +915,51 @@ mod tests {
         }
         assert_eq!(sent(&w), [Phrases::OPTED_OUT, Phrases::OPTED_IN, Phrases::HANDOFF]);
         assert!(w.model.requests.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outside_the_window_the_contact_needs_a_template_and_free_text_is_never_retried() {
+        let w = worker(vec![says("Monday to Friday.")], 0);
+        let job = inbound(&w, "wamid.1", "When are you open?").await;
+        w.sender.failures.lock().unwrap().push(SendError::OutsideWindow);
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::WindowClosed);
+        assert_eq!(w.sender.attempts.load(Ordering::SeqCst), 1, "131047 is not retried");
+        let jana = ContactId::parse_key(JANA).unwrap();
+        let state = w.contacts.state(&w.tenants.0.id, &jana, Channel::Meta).await.unwrap();
+        assert!(state.conversation.unwrap().needs_template);
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::AlreadyAnswered, "and not as a redelivery either");
+        assert!(sent(&w).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_the_provider_refused_for_now_is_sent_by_the_retry() {
+        let w = worker(vec![says("Monday to Friday.")], 0);
+        let job = inbound(&w, "wamid.1", "When are you open?").await;
+        // Busy three times (every attempt of this invocation), then fine.
+        for _ in 0..3 {
+            w.sender.failures.lock().unwrap().push(SendError::Retryable { status: 503, retry_after_ms: None });
+        }
+        assert!(w.handle(&job).await.is_err());
+        tokio::time::advance(Duration::from_millis((DEFAULT_BUDGET_MS + LEASE_MARGIN_MS + 1) as u64)).await;
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::Answered);
+        assert_eq!(sent(&w), ["Monday to Friday."]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_read_a_day_late_is_not_answered_with_free_text() {
+        let mut w = worker(vec![says("Monday to Friday.")], 0);
+        let job = inbound(&w, "wamid.1", "When are you open?").await;
+        tokio::time::advance(Duration::from_secs(25 * 3600)).await;
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::WindowClosed);
+        assert!(sent(&w).is_empty());
+        // With an approved template configured, the template goes instead.
+        let mut tenant = (*w.tenants.0).clone();
+        tenant.settings.outside_window_template =
+            Some(crate::tenants::settings::TemplateRef { name: "follow_up".into(), language: "en".into() });
+        w.tenants = Tenants(Arc::new(tenant));
+        let late = inbound(&w, "wamid.2", "Hello?").await;
+        tokio::time::advance(Duration::from_secs(25 * 3600)).await;
+        assert_eq!(w.handle(&late).await.unwrap(), Outcome::Answered);
+        assert_eq!(sent(&w), ["template:follow_up"]);
     }
 }

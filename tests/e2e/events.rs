@@ -5,6 +5,7 @@ fn function_of(file: &str) -> &'static str {
     match file {
         f if f.starts_with("meta-") || f.starts_with("twilio-") => "WebhookIngestFunction",
         f if f.starts_with("schedule") => "InboundSweeperFunction",
+        f if f.starts_with("sqs-inbound") => "ReplyWorkerFunction",
         other => panic!("events/{other}: no function is known for it; add it here"),
     }
 }
@@ -26,6 +27,15 @@ async fn every_event_file_is_accepted_by_its_function() {
         }
         if name == "meta-verify.json" {
             assert_eq!(result["body"], "1158201444");
+        }
+        if name.starts_with("sqs-inbound") {
+            // The job of meta-text-message.json's message: taken, and (sent long ago, outside
+            // the 24-hour window, with no template configured) closed without a free-form reply.
+            assert_eq!(result["batchItemFailures"], serde_json::json!([]), "{name}: {result}");
+            let key =
+                message_key(TENANT_A, "meta", "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBEMjc3RTY3QjVGQkYwNjFBAA==");
+            assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered", "{name}");
+            assert!(t.outbox().is_empty(), "no free text outside the window");
         }
         if name.starts_with("schedule") {
             assert!(result["tenants"].as_u64().unwrap() >= 2, "{name}: {result}");

@@ -460,4 +460,82 @@ async fn a_twilio_customer_is_answered_through_twilio_with_the_tenants_account()
         (Some("whatsapp:+14155550123"), Some("whatsapp:+14155550100"))
     );
     assert!(form["Body"].as_str().unwrap().contains("Monday to Friday"));
+    // Its delivery statuses come back to the tenant's status webhook.
+    assert_eq!(form["StatusCallback"], "http://127.0.0.1:3000/webhooks/twilio/acme-dental/status");
+}
+
+#[tokio::test]
+async fn a_crash_after_the_provider_accepted_never_makes_a_second_reply() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let clock = Arc::new(concierge::clock::ManualClock::at(now() * 1000));
+    let stack_clock = clock.clone();
+    let t = TestStack::spawn_through_with(&proxy.endpoint, move |o| o.clock = stack_clock).await;
+    say(&t, "wamid.crash", "What are your opening hours?").await;
+    // The provider accepts the answer; tying it to the provider's id then fails (the worker
+    // dies there, as far as the job is concerned).
+    proxy.inject_where("TransactWriteItems", "#OUT#", Fault::Fail);
+    t.deliver().await;
+    proxy.clear();
+    assert_eq!(t.sent_texts().len(), 1, "sent once");
+    let key = message_key(TENANT_A, "meta", "wamid.crash");
+    assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answering", "not answered as far as we know");
+
+    // SQS redelivers once the visibility timeout is over; by then the crashed lease is too.
+    clock.advance(6 * 60 * 1000);
+    let out = t.invoke("ReplyWorkerFunction", &redelivery(TENANT_A, &key, 1)).await.unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(t.sent_texts().len(), 1, "no second reply");
+    assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered");
+}
+
+#[tokio::test]
+async fn the_answer_is_tied_to_the_providers_id_so_its_statuses_find_it() {
+    let t = TestStack::spawn().await;
+    say(&t, "wamid.status", "What are your opening hours?").await;
+    t.deliver().await;
+    let provider_id = "wamid.sandbox-1";
+    let delivered =
+        json!({"id": provider_id, "status": "delivered", "timestamp": now().to_string(), "recipient_id": CUSTOMER});
+    assert_eq!(t.post_meta(&notification(&[(NUMBER_A, vec![], vec![delivered])])).await.status, 200);
+    use concierge::store::messages::DeliveryLog;
+    let log =
+        concierge::store::messages::DynamoMessageLog::new(t.dynamodb.clone(), t.table("MessagesTable"), pseudonyms());
+    let tenant = TenantId::parse(TENANT_A).unwrap();
+    let id = concierge::domain::ProviderMessageId::parse(provider_id).unwrap();
+    let delivery = log.delivery(&tenant, concierge::domain::Channel::Meta, &id).await.unwrap().unwrap();
+    let answer = concierge::reply::answer_id(&message_key(TENANT_A, "meta", "wamid.status"));
+    assert_eq!(delivery.outbound, Some(answer));
+    assert_eq!(delivery.status, Some(concierge::domain::DeliveryStatus::Delivered));
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_ends_in_the_dead_letter_queue_after_five_receives() {
+    let t = TestStack::spawn().await;
+    let attributes = t.queue_attributes().await;
+    let policy: Value =
+        serde_json::from_str(&attributes[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(policy["maxReceiveCount"], 5);
+    say(&t, "wamid.poison", "What are your opening hours?").await;
+    // Every receive fails (as a worker that keeps crashing would), and its visibility lapses.
+    for _ in 0..5 {
+        let received = t
+            .sqs
+            .receive_message()
+            .queue_url(t.queue_url())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        assert_eq!(received.len(), 1);
+    }
+    let again = t.sqs.receive_message().queue_url(t.queue_url()).send().await.unwrap().messages.unwrap_or_default();
+    assert!(again.is_empty(), "moved on after the fifth receive");
+    let dlq_arn = policy["deadLetterTargetArn"].as_str().unwrap();
+    let dlq_url = t.stack.provisioned.reference("InboundDeadLetterQueue").unwrap();
+    assert!(dlq_arn.ends_with(dlq_url.rsplit('/').next().unwrap()));
+    let dead = t.sqs.receive_message().queue_url(dlq_url).send().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(dead.len(), 1, "the job waits in the dead-letter queue, the message itself in the table");
+    assert!(t.message(&message_key(TENANT_A, "meta", "wamid.poison")).await.is_some());
 }

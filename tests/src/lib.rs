@@ -115,6 +115,11 @@ impl TestStack {
         Self::build(endpoint, |_| {}).await
     }
 
+    /// A fresh stack behind `endpoint`, its options adjusted first.
+    pub async fn spawn_through_with(endpoint: &str, adjust: impl FnOnce(&mut StackOptions)) -> Self {
+        Self::build(endpoint, adjust).await
+    }
+
     /// A fresh stack, its options adjusted first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut StackOptions)) -> Self {
         Self::build(emulator_endpoint(), adjust).await

@@ -32,6 +32,8 @@ struct Rule {
     fault: Fault,
     /// How many more requests it applies to (`None`: until cleared).
     remaining: Option<usize>,
+    /// Only requests whose body holds this (e.g. a key prefix), when set.
+    body_contains: Option<String>,
 }
 
 #[derive(Default)]
@@ -75,12 +77,18 @@ impl FaultProxy {
 
     /// Applies `fault` to every request of `operation` (`""`: every request) until cleared.
     pub fn inject(&self, operation: &str, fault: Fault) {
-        self.push(Rule { operation: operation.into(), fault, remaining: None });
+        self.push(Rule { operation: operation.into(), fault, remaining: None, body_contains: None });
+    }
+
+    /// Applies `fault` to every request of `operation` whose body holds `needle`, until cleared
+    /// (e.g. only the transaction that touches an outbound message: `"#OUT#"`).
+    pub fn inject_where(&self, operation: &str, needle: &str, fault: Fault) {
+        self.push(Rule { operation: operation.into(), fault, remaining: None, body_contains: Some(needle.into()) });
     }
 
     /// Applies `fault` to the next `times` requests of `operation`.
     pub fn inject_times(&self, operation: &str, fault: Fault, times: usize) {
-        self.push(Rule { operation: operation.into(), fault, remaining: Some(times) });
+        self.push(Rule { operation: operation.into(), fault, remaining: Some(times), body_contains: None });
     }
 
     /// Requests being delayed or held right now.
@@ -121,7 +129,12 @@ async fn forward(
     let operation = operation_of(&headers, &method);
     let fault = {
         let mut rules = state.shared.rules.lock().expect("rules");
-        let found = rules.iter_mut().find(|r| operation.ends_with(&r.operation) && r.remaining != Some(0));
+        let holds = |needle: &Option<String>| {
+            needle.as_ref().is_none_or(|n| body.windows(n.len().max(1)).any(|w| w == n.as_bytes()))
+        };
+        let found = rules
+            .iter_mut()
+            .find(|r| operation.ends_with(&r.operation) && r.remaining != Some(0) && holds(&r.body_contains));
         found.map(|r| {
             if let Some(n) = r.remaining.as_mut() {
                 *n -= 1;

@@ -61,6 +61,7 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
         pseudonyms,
         clock: setup.clock,
         budget: Budget::default(),
+        public_base_url: env.public_base_url()?,
     };
     tracing::info!(provider = %model_config.kind, "reply worker ready");
     Ok(Arc::new(Handler(Arc::new(worker))))
