@@ -43,8 +43,10 @@ test: lint ## lint, then every test in the workspace (unit and end-to-end)
 	@# One closing line with the totals of every test binary.
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' .local/test.log
 
-bench: ## Benchmark the ingest path
+bench: venv ## Benchmarks: ingest CPU path, retrieval + prompt, answer latency through the local stack
 	cargo bench -p concierge --bench ingest
+	cargo bench -p concierge --bench assistant
+	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo bench -p concierge-e2e --bench answer
 
 FUNCTIONS := webhook-ingest inbound-sweeper reply-worker
 

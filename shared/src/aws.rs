@@ -135,8 +135,13 @@ impl Intercept for RequestCounter {
             let request = context.request();
             let body = request.body().bytes().unwrap_or_default();
             let mut recorded = access.lock().unwrap_or_else(|p| p.into_inner());
-            for resource in resources(op.service(), request.uri(), body) {
-                recorded.accesses.insert(Access { operation: key.clone(), resource });
+            if key == "DynamoDB:TransactWriteItems" {
+                // IAM authorises each item of a transaction by its own action.
+                recorded.accesses.extend(transaction_items(body));
+            } else {
+                for resource in resources(op.service(), request.uri(), body) {
+                    recorded.accesses.insert(Access { operation: key.clone(), resource });
+                }
             }
             if op.service() == "SQS" && op.name().starts_with("SendMessage") {
                 recorded.sent.extend(deduplication_ids(body));
@@ -163,6 +168,20 @@ fn resources(service: &str, uri: &str, body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     collect_resources(&value, &mut out);
     out
+}
+
+/// The items of a `TransactWriteItems`, each as the action IAM checks it under.
+fn transaction_items(body: &[u8]) -> Vec<Access> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return Vec::new() };
+    let items = value.get("TransactItems").and_then(|i| i.as_array()).cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| {
+            let (kind, request) = item.as_object()?.iter().next()?;
+            let table = request.get("TableName")?.as_str()?;
+            Some(Access { operation: format!("DynamoDB:{kind}Item"), resource: format!("table/{table}") })
+        })
+        .collect()
 }
 
 fn deduplication_ids(body: &[u8]) -> Vec<String> {
@@ -274,8 +293,14 @@ mod tests {
     fn resources_are_read_from_request_bodies_as_iam_names_them() {
         let query = br#"{"TableName":"m","IndexName":"pending","KeyConditionExpression":"x"}"#;
         assert_eq!(resources("DynamoDB", "", query), ["table/m/index/pending"]);
-        let transact = br#"{"TransactItems":[{"Put":{"TableName":"a"}},{"Update":{"TableName":"b"}}]}"#;
+        let transact = br#"{"TransactItems":[{"Put":{"TableName":"a"}},{"Delete":{"TableName":"b"}}]}"#;
         assert_eq!(resources("DynamoDB", "", transact), ["table/a", "table/b"]);
+        let actions: Vec<(String, String)> =
+            transaction_items(transact).into_iter().map(|a| (a.operation, a.resource)).collect();
+        assert_eq!(
+            actions,
+            [("DynamoDB:PutItem".into(), "table/a".into()), ("DynamoDB:DeleteItem".into(), "table/b".into())]
+        );
         let batch = br#"{"RequestItems":{"m":[{"DeleteRequest":{}}]}}"#;
         assert_eq!(resources("DynamoDB", "", batch), ["table/m"]);
         let send = br#"{"QueueUrl":"http://q/1/x.fifo","MessageBody":"{}"}"#;

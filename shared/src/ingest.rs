@@ -1061,8 +1061,9 @@ mod tests {
             c: Channel,
             p: &ProviderMessageId,
             e: &Expiry,
+            done: &[&str],
         ) -> Result<(), StoreError> {
-            self.inner.attach_provider_id(t, id, c, p, e).await
+            self.inner.attach_provider_id(t, id, c, p, e, done).await
         }
         async fn outbound(
             &self,

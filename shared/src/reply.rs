@@ -34,7 +34,7 @@ use crate::domain::{
     RecordId, TenantId,
 };
 use crate::invocation;
-use crate::media::{MediaError, MediaFetcher, MediaStore, copy_attachments};
+use crate::media::{MediaFetcher, MediaStore, copy_attachments};
 use crate::privacy::retention::Category;
 use crate::privacy::{Expiry, Pseudonymizer};
 use crate::queue::InboundJob;
@@ -76,10 +76,6 @@ pub enum ReplyError {
     Busy,
     #[error("send failed: {0}")]
     Send(SendError),
-    #[error("the queue job is not valid JSON")]
-    BadJob,
-    #[error("media copy failed: {0}")]
-    Media(MediaError),
 }
 
 /// How a job ended, for logs and tests.
@@ -102,8 +98,8 @@ pub enum Outcome {
 enum Purpose {
     /// Needs consent and the assistant in charge.
     Answer,
-    /// The one message a contact who just opted out still gets.
-    OptOutConfirmation,
+    /// The confirmation of an opt-out or opt-in: the keyword itself is the contact's say-so.
+    ConsentConfirmation,
     /// Needs consent; sent as the conversation goes to a person.
     HandoffNotice,
 }
@@ -155,7 +151,16 @@ where
 {
     /// Handles one queue job (its JSON body).
     pub async fn handle(&self, body: &str) -> Result<Outcome, ReplyError> {
-        let job: InboundJob = serde_json::from_str(body).map_err(|_| ReplyError::BadJob)?;
+        let Ok(job) = serde_json::from_str::<InboundJob>(body) else {
+            // Retrying cannot make it readable, and it would hold up its contact's group.
+            tracing::error!("a queue job that is not an inbound job; dropped");
+            return Ok(Outcome::Gone);
+        };
+        // The key names the tenant; a job cannot point one tenant's worker at another's data.
+        if keys::parse_message_key(&job.message_key).is_none_or(|(tenant, _, _)| tenant != job.tenant_id) {
+            tracing::error!("queue job and message key disagree about the tenant; dropped");
+            return Ok(Outcome::Gone);
+        }
         let now_ms = self.clock.now_ms();
         let budget = invocation::remaining().map_or(DEFAULT_BUDGET_MS, |d| d.as_millis() as i64);
         let lease_until = now_ms + budget + LEASE_MARGIN_MS;
@@ -165,22 +170,26 @@ where
             Claim::Missing => return Ok(Outcome::Gone),
             Claim::Busy { .. } => return Err(ReplyError::Busy),
         };
-        // The key names the tenant; the job cannot point one tenant's worker at another's data.
-        if first.stored.tenant != job.tenant_id {
-            tracing::error!("queue job and stored message disagree about the tenant");
-            return Ok(Outcome::Gone);
-        }
         let Some(tenant) = self.tenants.tenant(&first.stored.tenant).await? else {
             self.log.complete(&first.key).await?;
             return Ok(Outcome::Gone);
         };
-        let (mut burst, recent) = self.gather_burst(&tenant, first, lease_until).await?;
-        for claimed in &mut burst {
-            self.copy_media(&tenant, claimed).await?;
-        }
-        let outcome = self.answer(&tenant, &burst, recent).await?;
-        for claimed in &burst {
+        let (burst, recent) = self.gather_burst(&tenant, first, lease_until).await?;
+        let (covered, mut burst) = self.split_answered(&tenant, burst).await?;
+        for claimed in &covered {
             self.log.complete(&claimed.key).await?;
+        }
+        if burst.is_empty() {
+            return Ok(Outcome::AlreadyAnswered);
+        }
+        for claimed in &mut burst {
+            self.copy_media(&tenant, claimed).await;
+        }
+        let (outcome, completed) = self.answer(&tenant, &burst, recent).await?;
+        if !completed {
+            for claimed in &burst {
+                self.log.complete(&claimed.key).await?;
+            }
         }
         tracing::info!(
             contact = %self.pseudonyms.contact(&tenant.id, &burst[0].stored.message.contact),
@@ -203,7 +212,10 @@ where
         let quiet = i64::from(tenant.settings.burst.quiet_window_ms);
         let contact = first.stored.message.contact.clone();
         let started = self.clock.now_ms();
-        let mut newest_ms = first.stored.state.received_at * 1000;
+        // Arrival is stored in seconds: counted from the end of that second, the window is never
+        // shorter than configured.
+        let arrived_ms = |c: &StoredInbound| c.state.received_at * 1000 + 999;
+        let mut newest_ms = arrived_ms(&first.stored);
         let mut burst = vec![first];
         if quiet == 0 {
             return Ok((burst, None));
@@ -225,7 +237,7 @@ where
                     continue;
                 }
                 if let Claim::Claimed(stored) = self.log.claim(&key, self.clock.now_ms(), lease_until).await? {
-                    newest_ms = newest_ms.max(stored.state.received_at * 1000);
+                    newest_ms = newest_ms.max(arrived_ms(&stored));
                     burst.push(Claimed { key, stored: *stored });
                     found = true;
                 }
@@ -237,30 +249,60 @@ where
         }
     }
 
-    /// Copies a message's attachments into the bucket under the tenant's prefix and records
-    /// where. A link that is gone for good is logged and skipped (the answer goes on); a
-    /// provider that fails for now fails the job, so the copy is tried again while the link
-    /// is still valid (Meta's media ids live 7 days).
-    async fn copy_media(&self, tenant: &Tenant, claimed: &mut Claimed) -> Result<(), ReplyError> {
-        let message = &mut claimed.stored.message;
-        let Content::Media { attachments, .. } = &mut message.content else { return Ok(()) };
-        if attachments.iter().all(|a| a.stored.is_some() || (a.media_id.is_none() && a.url.is_none())) {
-            return Ok(());
+    /// A burst can differ between attempts (a message arrived meanwhile): members an earlier
+    /// attempt already answered, with everything before them, are set apart so the answer is
+    /// never repeated; the rest is answered. Only bursts pay for this check (the answer to a
+    /// single message is guarded by its own record).
+    async fn split_answered(
+        &self,
+        tenant: &Tenant,
+        mut burst: Vec<Claimed>,
+    ) -> Result<(Vec<Claimed>, Vec<Claimed>), ReplyError> {
+        if burst.len() < 2 {
+            return Ok((Vec::new(), burst));
         }
-        let Some(account) = self.tenants.account(tenant, message.channel).await? else { return Ok(()) };
+        let mut last_answered = None;
+        for (i, claimed) in burst.iter().enumerate().take(burst.len() - 1) {
+            if self.log.outbound(&tenant.id, &answer_id(&claimed.key)).await?.is_some() {
+                last_answered = Some(i);
+            }
+        }
+        let rest = match last_answered {
+            Some(i) => burst.split_off(i + 1),
+            None => return Ok((Vec::new(), burst)),
+        };
+        Ok((burst, rest))
+    }
+
+    /// Copies a message's attachments into the bucket under the tenant's prefix and records
+    /// where. Never holds up the answer: a copy that fails is logged and the attachment keeps
+    /// its provider reference (Meta's media ids live 7 days).
+    async fn copy_media(&self, tenant: &Tenant, claimed: &mut Claimed) {
+        let message = &mut claimed.stored.message;
+        let Content::Media { attachments, .. } = &mut message.content else { return };
+        if attachments.iter().all(|a| a.stored.is_some() || (a.media_id.is_none() && a.url.is_none())) {
+            return;
+        }
+        let account = match self.tenants.account(tenant, message.channel).await {
+            Ok(Some(account)) => account,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "media not copied: no account");
+                return;
+            }
+        };
         let message_ref = keys::parse_message_key(&claimed.key).map_or("unknown", |(_, _, r)| r);
         match copy_attachments(&self.fetcher, &self.media, &account, &tenant.id, message_ref, attachments).await {
             Ok(stored) => {
                 for (attachment, key) in attachments.iter_mut().zip(stored) {
                     attachment.stored = attachment.stored.take().or(key);
                 }
-                self.log.set_content(&claimed.key, &message.content).await?;
-                Ok(())
+                if let Err(e) = self.log.set_content(&claimed.key, &message.content).await {
+                    tracing::warn!(error = %e, "media copied but not recorded on its message");
+                }
             }
-            Err(e) if e.retryable() => Err(ReplyError::Media(e)),
             Err(e) => {
-                tracing::warn!(error = %e, "media could not be copied; answering without it");
-                Ok(())
+                tracing::warn!(error = %e, retryable = e.retryable(), "media could not be copied; answering without it")
             }
         }
     }
@@ -270,7 +312,7 @@ where
         tenant: &Tenant,
         burst: &[Claimed],
         recent: Option<Vec<ConversationEntry>>,
-    ) -> Result<Outcome, ReplyError> {
+    ) -> Result<(Outcome, bool), ReplyError> {
         let latest = &burst[burst.len() - 1].stored.message;
         let contact = &latest.contact;
         let channel = latest.channel;
@@ -291,39 +333,97 @@ where
         let human = state.conversation.as_ref().is_some_and(|c| matches!(c.mode, Mode::Human { .. }));
         // Changes apply in time order; one right after another (same millisecond) still comes later.
         let at_ms = now_ms.max(state.contact.as_ref().and_then(|c| c.consent_at_ms).map_or(0, |at| at + 1));
-        let consent = |consent| ConsentChange { consent, at_ms, source: ConsentSource::Keyword };
-        let consent_expiry = Expiry::new(&tenant.id, Category::Messages, now_ms / 1000, &tenant.retention);
-        match keyword {
+        let consent = |consent| Change::Consent(ConsentChange { consent, at_ms, source: ConsentSource::Keyword });
+        // Each keyword flow sends first and changes the state after: a send that fails is
+        // retried with the state unchanged, so the confirmation is never lost, and the answer
+        // id keeps a retry from sending it twice.
+        let reply = match keyword {
             // Already opted out: a repeated STOP changes nothing and gets no second confirmation.
-            Some(Keyword::OptOut) if opted_out => return Ok(Outcome::Silent),
+            Some(Keyword::OptOut) if opted_out => return Ok((Outcome::Silent, false)),
             Some(Keyword::OptOut) => {
-                self.contacts.set_consent(&tenant.id, contact, consent(Consent::OptedOut), &consent_expiry).await?;
-                return self.send(tenant, burst, Phrases::OPTED_OUT, Purpose::OptOutConfirmation).await;
+                Reply::keyword(Phrases::OPTED_OUT, Purpose::ConsentConfirmation, consent(Consent::OptedOut))
             }
             Some(Keyword::OptIn) => {
-                self.contacts.set_consent(&tenant.id, contact, consent(Consent::OptedIn), &consent_expiry).await?;
-                return self.send(tenant, burst, Phrases::OPTED_IN, Purpose::Answer).await;
+                Reply::keyword(Phrases::OPTED_IN, Purpose::ConsentConfirmation, consent(Consent::OptedIn))
             }
-            _ if opted_out => return Ok(Outcome::Silent),
-            Some(Keyword::Handoff) if !human => {
-                self.hand_off(tenant, contact, channel, Some("asked for a person".into()), &expiry).await?;
-                return self.send(tenant, burst, Phrases::HANDOFF, Purpose::HandoffNotice).await;
-            }
-            _ if human => return Ok(Outcome::Silent),
-            _ => {}
-        }
-        if texts.is_empty() {
+            _ if opted_out => return Ok((Outcome::Silent, false)),
+            Some(Keyword::Handoff) if !human => Reply::keyword(
+                Phrases::HANDOFF,
+                Purpose::HandoffNotice,
+                Change::Handoff(Some("asked for a person".into())),
+            ),
+            _ if human => return Ok((Outcome::Silent, false)),
             // Reactions, stickers without captions, system notices: nothing to answer.
-            return Ok(Outcome::Silent);
-        }
-        let (text, handoff) = self.ask_model(tenant, burst, &texts, recent).await?;
-        match handoff {
-            Some(reason) => {
-                self.hand_off(tenant, contact, channel, reason, &expiry).await?;
-                self.send(tenant, burst, &text, Purpose::HandoffNotice).await
+            _ if texts.is_empty() => return Ok((Outcome::Silent, false)),
+            // Read too late for free text: the template (if any) is all that can go, so the
+            // model is not asked.
+            _ if !state.conversation.as_ref().is_some_and(|c| c.window_open(now_ms / 1000)) => {
+                Reply { body: String::new(), purpose: Purpose::Answer, then: None, modelled: false }
             }
-            None => self.send(tenant, burst, &text, Purpose::Answer).await,
+            _ => {
+                let account = self.account(tenant, channel).await?;
+                if let Some(account) = &account
+                    && let Err(e) = self.sender.mark_read(account, &latest.id).await
+                {
+                    // Read receipt and typing indicator (while the model thinks) are courtesy.
+                    tracing::debug!(error = %e, "mark as read failed");
+                }
+                let (text, handoff) = self.ask_model(tenant, burst, &texts, recent).await?;
+                match handoff {
+                    Some(reason) => Reply {
+                        body: text,
+                        purpose: Purpose::HandoffNotice,
+                        then: Some(Change::Handoff(reason)),
+                        modelled: true,
+                    },
+                    None => Reply { body: text, purpose: Purpose::Answer, then: None, modelled: true },
+                }
+            }
+        };
+        self.send(tenant, burst, reply, &expiry).await
+    }
+
+    /// The channel account, or `None` (logged) when the tenant has none on that channel.
+    async fn account(&self, tenant: &Tenant, channel: Channel) -> Result<Option<Account>, ReplyError> {
+        let account = self.tenants.account(tenant, channel).await?;
+        if account.is_none() {
+            tracing::error!(channel = channel.as_str(), "tenant has no account on the message's channel");
         }
+        Ok(account)
+    }
+
+    /// Applies what a reply changes (consent, mode) once its send is settled.
+    async fn apply(
+        &self,
+        tenant: &Tenant,
+        message: &InboundMessage,
+        change: Option<Change>,
+        expiry: &Expiry,
+    ) -> Result<(), StoreError> {
+        match change {
+            None => Ok(()),
+            Some(Change::Consent(change)) => {
+                self.contacts.set_consent(&tenant.id, &message.contact, change, expiry).await.map(|_| ())
+            }
+            Some(Change::Handoff(reason)) => {
+                self.hand_off(tenant, &message.contact, message.channel, reason, expiry).await
+            }
+        }
+    }
+
+    /// Whether a newer message of the contact (not yet in this burst) asks to stop or for a
+    /// person: then the answer prepared meanwhile is not sent (that message's own job confirms).
+    /// Best effort: the conversation index trails writes by a moment.
+    async fn overtaken(&self, tenant: &Tenant, burst: &[Claimed]) -> Result<bool, StoreError> {
+        let latest = &burst[burst.len() - 1].stored.message;
+        let in_burst: HashSet<&str> = burst.iter().map(|c| c.stored.message.id.as_str()).collect();
+        let recent = self.log.recent(&tenant.id, &latest.contact, 5).await?;
+        Ok(recent.iter().any(|entry| match entry {
+            ConversationEntry::Inbound(m) if m.sent_at >= latest.sent_at && !in_burst.contains(m.id.as_str()) => {
+                text_of(m).and_then(|t| keywords::detect(t, &tenant.settings)).is_some_and(|k| k != Keyword::OptIn)
+            }
+            _ => false,
+        }))
     }
 
     async fn hand_off(
@@ -435,33 +535,35 @@ where
     }
 
     /// Records the answer under an id derived from the message it answers, checks consent,
-    /// mode and the 24-hour window, sends it, and ties it to the provider's id.
+    /// mode and the 24-hour window, sends it, ties it to the provider's id and marks the burst
+    /// answered (one write), then applies what the reply changes.
     async fn send(
         &self,
         tenant: &Tenant,
         burst: &[Claimed],
-        body: &str,
-        purpose: Purpose,
-    ) -> Result<Outcome, ReplyError> {
+        reply: Reply,
+        expiry: &Expiry,
+    ) -> Result<(Outcome, bool), ReplyError> {
         let answered = &burst[burst.len() - 1];
         let message = &answered.stored.message;
         let now = self.clock.now();
         // Right before the send: the contact may have opted out, or a person may have taken over.
         let state = self.contacts.state(&tenant.id, &message.contact, message.channel).await?;
-        if !allowed(&state, purpose) {
-            return Ok(Outcome::Silent);
+        if !allowed(&state, reply.purpose) || (reply.modelled && self.overtaken(tenant, burst).await?) {
+            self.apply(tenant, message, reply.then, expiry).await?;
+            return Ok((Outcome::Silent, false));
         }
         let window_open = state.conversation.as_ref().is_some_and(|c| c.window_open(now));
-        let expiry = Expiry::new(&tenant.id, Category::Messages, now, &tenant.retention);
         let template = tenant.settings.outside_window_template.as_ref();
         let (content, outbound_body) = match (window_open, template) {
-            (true, _) => (Content::Text { body: body.to_owned() }, OutboundBody::Text(body)),
+            (true, _) => (Content::Text { body: reply.body.clone() }, OutboundBody::Text(&reply.body)),
             (false, Some(t)) => {
                 (Content::Unsupported { kind: format!("template:{}", t.name) }, OutboundBody::Template(t))
             }
             (false, None) => {
-                self.contacts.set_needs_template(&tenant.id, &message.contact, message.channel, true, &expiry).await?;
-                return Ok(Outcome::WindowClosed);
+                self.contacts.set_needs_template(&tenant.id, &message.contact, message.channel, true, expiry).await?;
+                self.apply(tenant, message, reply.then, expiry).await?;
+                return Ok((Outcome::WindowClosed, false));
             }
         };
         let id = answer_id(&answered.key);
@@ -474,22 +576,18 @@ where
             in_reply_to: Some(message.id.clone()),
             provider_id: None,
         };
-        if let Some(earlier) = self.log.record_outbound(&tenant.id, &outbound, &expiry).await? {
+        if let Some(earlier) = self.log.record_outbound(&tenant.id, &outbound, expiry).await? {
             // An earlier attempt recorded this answer and may have sent it: never twice.
             if earlier.provider_id.is_none() {
                 tracing::warn!(outbound = %earlier.id, "an earlier attempt's send is unconfirmed; not sending again");
             }
-            return Ok(Outcome::Answered);
+            self.apply(tenant, message, reply.then, expiry).await?;
+            return Ok((Outcome::Answered, false));
         }
-        let Some(account) = self.tenants.account(tenant, message.channel).await? else {
-            tracing::error!(channel = message.channel.as_str(), "tenant has no account on the message's channel");
+        let Some(account) = self.account(tenant, message.channel).await? else {
             self.log.discard_outbound(&tenant.id, &id).await?;
-            return Ok(Outcome::Gone);
+            return Ok((Outcome::Gone, false));
         };
-        if let Err(e) = self.sender.mark_read(&account, &message.id).await {
-            // Read receipts and typing are courtesy: the answer goes out regardless.
-            tracing::debug!(error = %e, "mark as read failed");
-        }
         let callback = match (message.channel, &self.public_base_url) {
             (Channel::Twilio, Some(base)) => Some(format!("{base}/webhooks/twilio/{}/status", tenant.id)),
             _ => None,
@@ -500,32 +598,66 @@ where
             reply_to: Some(&message.id),
             status_callback: callback.as_deref(),
         };
-        match send_with_retries(&self.sender, &account, &request).await {
+        let outcome = match send_with_retries(&self.sender, &account, &request).await {
             Ok(provider_id) => {
-                self.log.attach_provider_id(&tenant.id, &id, message.channel, &provider_id, &expiry).await?;
-                Ok(Outcome::Answered)
+                let keys: Vec<&str> = burst.iter().map(|c| c.key.as_str()).collect();
+                self.log.attach_provider_id(&tenant.id, &id, message.channel, &provider_id, expiry, &keys).await?;
+                self.apply(tenant, message, reply.then, expiry).await?;
+                return Ok((Outcome::Answered, true));
             }
             Err(SendError::OutsideWindow) => {
                 // 131047: only a template reopens the conversation; free text is never retried.
-                self.contacts.set_needs_template(&tenant.id, &message.contact, message.channel, true, &expiry).await?;
+                self.contacts.set_needs_template(&tenant.id, &message.contact, message.channel, true, expiry).await?;
                 self.log.discard_outbound(&tenant.id, &id).await?;
-                Ok(Outcome::WindowClosed)
+                Outcome::WindowClosed
+            }
+            Err(e @ SendError::Rejected { status: 401 | 403, .. }) => {
+                // The tenant's token or account is refused: nothing went out; retried (and
+                // dead-lettered if it stays so) rather than dropped, so a fixed token answers.
+                tracing::error!(error = %e, "the tenant's channel credentials were refused");
+                self.log.discard_outbound(&tenant.id, &id).await?;
+                return Err(ReplyError::Send(e));
             }
             Err(e @ SendError::Rejected { .. }) => {
                 // Refused for good (bad number, blocked): retrying cannot help; the message stays stored.
                 tracing::error!(error = %e, "provider refused the answer");
                 self.log.discard_outbound(&tenant.id, &id).await?;
-                Ok(Outcome::Silent)
+                Outcome::Silent
             }
-            Err(e @ SendError::Retryable { .. }) => {
-                // The provider answered, and not with an accept: nothing went out, so a later
-                // attempt may send it.
+            Err(e) if e.retryable() => {
+                // Busy, failing, or never connected: nothing went out, so a later attempt may send it.
                 self.log.discard_outbound(&tenant.id, &id).await?;
-                Err(ReplyError::Send(e))
+                return Err(ReplyError::Send(e));
             }
-            // No answer at all: it may have gone out. The record stays, so it is never sent twice.
-            Err(e) => Err(ReplyError::Send(e)),
-        }
+            Err(e) => {
+                // A timeout or an accept without an id: it may have gone out. The record stays,
+                // so it is never sent twice; the burst counts as answered.
+                tracing::warn!(error = %e, "send unconfirmed; not sending again");
+                Outcome::Answered
+            }
+        };
+        self.apply(tenant, message, reply.then, expiry).await?;
+        Ok((outcome, false))
+    }
+}
+
+/// What a reply changes once it is sent (or could not be, for reasons retrying will not fix).
+enum Change {
+    Consent(ConsentChange),
+    Handoff(Option<String>),
+}
+
+struct Reply {
+    body: String,
+    purpose: Purpose,
+    then: Option<Change>,
+    /// Prepared by the model (which takes a while: a newer message may have overtaken it).
+    modelled: bool,
+}
+
+impl Reply {
+    fn keyword(body: &str, purpose: Purpose, then: Change) -> Self {
+        Self { body: body.to_owned(), purpose, then: Some(then), modelled: false }
     }
 }
 
@@ -533,7 +665,7 @@ fn allowed(state: &ContactState, purpose: Purpose) -> bool {
     let opted_out = state.contact.as_ref().is_some_and(|c| c.consent == Consent::OptedOut);
     let human = state.conversation.as_ref().is_some_and(|c| matches!(c.mode, Mode::Human { .. }));
     match purpose {
-        Purpose::OptOutConfirmation => true,
+        Purpose::ConsentConfirmation => true,
         Purpose::HandoffNotice => !opted_out,
         Purpose::Answer => !opted_out && !human,
     }
@@ -721,11 +853,12 @@ mod tests {
             c: Channel,
             p: &ProviderMessageId,
             e: &Expiry,
+            done: &[&str],
         ) -> Result<(), StoreError> {
             if self.fail_attach.swap(false, Ordering::SeqCst) {
                 return Err(StoreError::Aws { operation: "TransactWriteItems", message: "injected crash".into() });
             }
-            self.inner.attach_provider_id(t, id, c, p, e).await
+            self.inner.attach_provider_id(t, id, c, p, e, done).await
         }
         async fn outbound(&self, t: &TenantId, id: &RecordId) -> Result<Option<OutboundMessage>, StoreError> {
             self.inner.outbound(t, id).await

@@ -79,7 +79,6 @@ fn actions(operation: &str) -> Vec<String> {
         other => panic!("unknown service {other}"),
     };
     let names: Vec<&str> = match name {
-        "TransactWriteItems" => vec!["PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"],
         "SendMessageBatch" => vec!["SendMessage"],
         "DeleteMessageBatch" => vec!["DeleteMessage"],
         other => vec![other],
@@ -116,11 +115,35 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
         .send()
         .await
         .unwrap();
+    // A model that books, cancels and captures a lead, so every tool's writes are checked too.
+    let tomorrow = {
+        let day = jiff::Timestamp::now().in_tz("Europe/Berlin").unwrap().date();
+        let mut day = day.checked_add(jiff::Span::new().days(1)).unwrap();
+        while day.weekday() == jiff::civil::Weekday::Sunday {
+            day = day.checked_add(jiff::Span::new().days(1)).unwrap();
+        }
+        day.to_string()
+    };
+    let (model, _) = ScriptedModel::serve(vec![
+        tool_call(
+            "c1",
+            "book_appointment",
+            serde_json::json!({"date": tomorrow, "time": "10:00", "service": "Check-up"}),
+        ),
+        tool_call("c2", "check_availability", serde_json::json!({})),
+        tool_call("c3", "cancel_appointment", serde_json::json!({})),
+        tool_call("c4", "capture_lead", serde_json::json!({"name": "N", "email": "n@example.com"})),
+        text_reply("Done."),
+    ])
+    .await;
+    let base = format!("{}/v1", model.uri());
     let empty = [
         ("META_APP_SECRET", ""),
         ("META_VERIFY_TOKEN", ""),
         ("CONTACT_HASH_KEY", ""),
         ("PLATFORM_SECRET_ID", name.as_str()),
+        ("LLM_PROVIDER", "openai"),
+        ("LLM_BASE_URL", base.as_str()),
     ];
     let t = &TestStack::spawn_with(|o| o.shell = shell(&empty)).await;
     let sign = |body: &[u8]| concierge::channels::meta::signature::sign(b"s", body);
@@ -141,7 +164,9 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
     let concurrent = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.iam2", 2, "x")], vec![])]);
     let (a, b) = futures::join!(post(concurrent.clone()), post(concurrent));
     assert_eq!((a, b), (200, 200));
-    let params = [("MessageSid", "SMiam"), ("AccountSid", TWILIO_ACCOUNT_A), ("From", "+14155550123"), ("Body", "x")];
+    // A keyword: answered without the model (the scripted model serves the message below).
+    let params =
+        [("MessageSid", "SMiam"), ("AccountSid", TWILIO_ACCOUNT_A), ("From", "+14155550123"), ("Body", "STOP")];
     assert_eq!(t.post_twilio(TENANT_A, false, &params, TWILIO_TOKEN_A).await.status, 200);
 
     // The sweeper: a sweep that finds a message due.
@@ -150,9 +175,17 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
     assert!(t.invoke("InboundSweeperFunction", &event).await.unwrap()["requeued"].as_u64().unwrap() >= 1);
 
     // The reply worker: the queued messages answered (tenant, knowledge base, conversation,
-    // contact, the answer recorded and tied to its provider id).
+    // contact, a booking made and cancelled, a lead, the answer recorded and tied to its
+    // provider id). The messages above were sent at timestamp 1: one answered now.
+    let now = concierge::clock::Clock::now(&concierge::clock::SystemClock);
+    let fresh = notification(&[(NUMBER_A, vec![text_message("4915112345678", "wamid.iam3", now, "book me")], vec![])]);
+    assert_eq!(post(fresh).await, 200);
     assert!(t.deliver().await >= 1);
     assert!(!t.outbox().is_empty());
+    let worker_ops: Vec<String> = t.worker().requests.accesses().into_iter().map(|a| a.operation).collect();
+    for op in ["DynamoDB:DeleteItem", "DynamoDB:PutItem", "DynamoDB:BatchGetItem"] {
+        assert!(worker_ops.iter().any(|o| o == op), "booking and cancelling should exercise {op}: {worker_ops:?}");
+    }
 
     let checked: BTreeMap<&str, usize> = ["WebhookIngestFunction", "InboundSweeperFunction", "ReplyWorkerFunction"]
         .into_iter()

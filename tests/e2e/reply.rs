@@ -2,8 +2,7 @@
 //! to the worker through the template's event source mapping, answers out to the sandbox sink
 //! (or to a scripted model and provider on loopback), state in the emulator.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use concierge::assistant::model::ToolCall;
 use concierge::assistant::tools;
@@ -12,8 +11,8 @@ use concierge::reply::Phrases;
 use concierge::store::contacts::{AppointmentStore, DynamoContacts, LeadStore};
 use concierge_e2e::*;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CUSTOMER: &str = "4915112345678";
 const OTHER_CUSTOMER: &str = "4915199887766";
@@ -182,47 +181,6 @@ async fn asking_for_a_human_gets_one_acknowledgement_then_the_assistant_stays_si
     assert!(t.message(&message_key(TENANT_A, "meta", "wamid.after-human")).await.is_some());
 }
 
-/// An OpenAI-compatible chat-completions server that answers from a script, in order (the
-/// last answer repeats), and keeps every request body.
-#[derive(Clone, Default)]
-struct ScriptedModel {
-    replies: Arc<Vec<Value>>,
-    next: Arc<AtomicUsize>,
-    bodies: Arc<Mutex<Vec<String>>>,
-}
-
-impl Respond for ScriptedModel {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.bodies.lock().unwrap().push(String::from_utf8_lossy(&request.body).into_owned());
-        let i = self.next.fetch_add(1, Ordering::SeqCst).min(self.replies.len() - 1);
-        ResponseTemplate::new(200).set_body_json(&self.replies[i])
-    }
-}
-
-impl ScriptedModel {
-    async fn serve(replies: Vec<Value>) -> (MockServer, Self) {
-        let server = MockServer::start().await;
-        let model = Self { replies: Arc::new(replies), ..Self::default() };
-        Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(model.clone()).mount(&server).await;
-        (server, model)
-    }
-
-    fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
-    }
-}
-
-fn tool_call(id: &str, name: &str, arguments: Value) -> Value {
-    json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
-        "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": arguments.to_string()}}]}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
-}
-
-fn text(content: &str) -> Value {
-    json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
-}
-
 async fn with_model(server: &MockServer) -> TestStack {
     let base = format!("{}/v1", server.uri());
     TestStack::spawn_with(move |o| {
@@ -251,7 +209,7 @@ async fn a_model_captures_a_lead_and_books_and_the_customer_gets_the_confirmatio
             "book_appointment",
             json!({"date": monday.clone(), "time": "10:00", "service": "Cleaning"}),
         ),
-        text("You are booked for a cleaning on Monday at 10:00. We will write to [EMAIL_1]."),
+        text_reply("You are booked for a cleaning on Monday at 10:00. We will write to [EMAIL_1]."),
     ])
     .await;
     let t = with_model(&server).await;
@@ -370,7 +328,7 @@ async fn a_failing_model_gets_a_polite_fallback_and_a_person_and_the_message_is_
 
 #[tokio::test]
 async fn one_tenants_knowledge_base_never_reaches_another_tenants_prompt() {
-    let (server, model) = ScriptedModel::serve(vec![text("Thanks!")]).await;
+    let (server, model) = ScriptedModel::serve(vec![text_reply("Thanks!")]).await;
     let t = with_model(&server).await;
     say_to(&t, NUMBER_A, CUSTOMER, "wamid.ka", "How much is a haircut or a cleaning?").await;
     say_to(&t, NUMBER_B, CUSTOMER, "wamid.kb", "How much is a haircut or a cleaning?").await;
@@ -390,19 +348,19 @@ async fn one_tenants_knowledge_base_never_reaches_another_tenants_prompt() {
 async fn a_model_talked_into_touching_someone_elses_booking_changes_nothing() {
     let monday = next_monday();
     // Another customer's appointment: its id is derived from the answer and call that made it.
-    let theirs_id = "appt-other-x";
+    let theirs_id = format!("appt-other-{monday}-1100");
     let (server, _) = ScriptedModel::serve(vec![
         tool_call(
             "c1",
             "cancel_appointment",
-            json!({"appointment_id": theirs_id, "contact": format!("+{OTHER_CUSTOMER}")}),
+            json!({"appointment_id": theirs_id.clone(), "contact": format!("+{OTHER_CUSTOMER}")}),
         ),
         tool_call(
             "c2",
             "book_appointment",
             json!({"date": monday.clone(), "time": "12:00", "tenant_id": TENANT_B, "contact": "+34600000000"}),
         ),
-        text("Sorry, I can only change your own appointments."),
+        text_reply("Sorry, I can only change your own appointments."),
     ])
     .await;
     let t = with_model(&server).await;

@@ -4,6 +4,7 @@
 //! tenants. Requests go through the runner's API Gateway emulation into the real handlers; a
 //! fault-injecting proxy can sit between the stack and the emulator.
 
+pub mod model;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +22,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde_json::{Value, json};
 
+pub use model::{ScriptedModel, text_reply, tool_call};
 pub use proxy::{Fault, FaultProxy};
 
 pub const TENANT_A: &str = "acme-dental";

@@ -323,7 +323,9 @@ async fn book<S: AppointmentStore>(
     };
     let (service, opening) = opening;
     let appointment = Appointment {
-        id: RecordId::parse(&format!("appt-{}-{}", scope.id_seed, call_index(call)))
+        // The answer and the start, not the model's call id (new on every model call): a retried
+        // answer books the same appointment again, found as its own below, never a second one.
+        id: RecordId::parse(&format!("appt-{}-{}-{}", scope.id_seed, opening.date(), opening.time().replace(':', "")))
             .unwrap_or_else(|_| RecordId::generate()),
         contact: scope.contact.clone(),
         service: service.name.clone(),
@@ -356,12 +358,6 @@ async fn book<S: AppointmentStore>(
             ))
         }
     }
-}
-
-/// The model's call id is unique per answer; its digits keep appointment ids stable per call.
-fn call_index(call: &ToolCall) -> String {
-    let id: String = call.id.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
-    if id.is_empty() { "0".into() } else { id }
 }
 
 async fn cancel<S: AppointmentStore>(

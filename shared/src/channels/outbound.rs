@@ -99,8 +99,8 @@ pub enum SendError {
     /// refused here, before any request (see `HttpSender`).
     #[error("provider refused the message (status {status}, code {code:?})")]
     Rejected { status: u16, code: Option<i64> },
-    /// The provider answered 2xx but with no readable message id: it probably sent the
-    /// message, so this is never retried (a retry would send it twice).
+    /// The provider answered 2xx but with no readable message id, or a gateway timed out
+    /// (504): it may have sent the message, so this is never retried (a retry would send it twice).
     #[error("provider accepted the message without a readable id (status {status})")]
     Unconfirmed { status: u16 },
     #[error("provider connection failed: {0}")]
@@ -356,9 +356,14 @@ const META_RETRYABLE_CODES: [i64; 3] = [130429, 131056, 131000];
 const META_OUTSIDE_WINDOW: i64 = 131047;
 const TWILIO_OUTSIDE_WINDOW: i64 = 63016;
 
+/// A gateway that gave up waiting (504) may have passed the message on: like a timeout, it is
+/// not sent again.
+const AMBIGUOUS: u16 = 504;
+
 fn meta_error(status: u16, code: Option<i64>, retry_after_ms: Option<u64>) -> SendError {
     match code {
         Some(META_OUTSIDE_WINDOW) => SendError::OutsideWindow,
+        _ if status == AMBIGUOUS => SendError::Unconfirmed { status },
         Some(c) if META_RETRYABLE_CODES.contains(&c) => SendError::Retryable { status, retry_after_ms },
         _ if status == 429 || status >= 500 => SendError::Retryable { status, retry_after_ms },
         _ => SendError::Rejected { status, code },
@@ -368,6 +373,7 @@ fn meta_error(status: u16, code: Option<i64>, retry_after_ms: Option<u64>) -> Se
 fn twilio_error(status: u16, code: Option<i64>, retry_after_ms: Option<u64>) -> SendError {
     match code {
         Some(TWILIO_OUTSIDE_WINDOW) => SendError::OutsideWindow,
+        _ if status == AMBIGUOUS => SendError::Unconfirmed { status },
         _ if status == 429 || status >= 500 => SendError::Retryable { status, retry_after_ms },
         _ => SendError::Rejected { status, code },
     }
@@ -669,6 +675,18 @@ mod tests {
         let to = contact();
         let id = FAST.send(&sender(&server), &meta(), &text(&to, "hi")).await.unwrap();
         assert_eq!(id.as_str(), "wamid.OK");
+    }
+
+    #[tokio::test]
+    async fn a_gateway_timeout_may_have_delivered_and_is_not_sent_again() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(504)).expect(1).mount(&server).await;
+        let to = contact();
+        let result = FAST.send(&sender(&server), &meta(), &text(&to, "hi")).await;
+        assert_eq!(result, Err(SendError::Unconfirmed { status: 504 }));
+        assert!(
+            !SendError::Transport("timeout".into()).retryable() && SendError::Transport("connect".into()).retryable()
+        );
     }
 
     #[tokio::test]

@@ -147,7 +147,8 @@ where
     assert_eq!(log.record_outbound(tenant, &out, &exp).await.unwrap(), None);
     // A provider id for a message never recorded is a conflict, not something to retry.
     let stray = ProviderMessageId::parse("wamid.stray").unwrap();
-    let unknown = log.attach_provider_id(tenant, &RecordId::parse("never").unwrap(), Channel::Meta, &stray, &exp).await;
+    let unknown =
+        log.attach_provider_id(tenant, &RecordId::parse("never").unwrap(), Channel::Meta, &stray, &exp, &[]).await;
     assert!(matches!(unknown, Err(crate::store::StoreError::Conflict(_))), "{unknown:?}");
     let provider = ProviderMessageId::parse("wamid.out-1").unwrap();
     // A status may overtake our record of the provider's id.
@@ -160,7 +161,7 @@ where
     };
     let stub = expiry(tenant, Category::IdempotencyKeys);
     assert_eq!(log.apply_status(tenant, &sent, &stub).await.unwrap(), StatusApplied::Applied);
-    log.attach_provider_id(tenant, &out.id, Channel::Meta, &provider, &exp).await.unwrap();
+    log.attach_provider_id(tenant, &out.id, Channel::Meta, &provider, &exp, &[]).await.unwrap();
     let read = StatusUpdate { status: DeliveryStatus::Read, at: T0 + 4, ..sent.clone() };
     assert_eq!(log.apply_status(tenant, &read, &stub).await.unwrap(), StatusApplied::Applied);
     assert_eq!(log.apply_status(tenant, &sent, &stub).await.unwrap(), StatusApplied::Stale);

@@ -393,6 +393,7 @@ impl DeliveryLog for DynamoMessageLog {
         channel: Channel,
         provider_id: &ProviderMessageId,
         expiry: &Expiry,
+        answered: &[&str],
     ) -> Result<(), StoreError> {
         let outbound = Update::builder()
             .table_name(&self.table)
@@ -413,13 +414,23 @@ impl DeliveryLog for DynamoMessageLog {
             .expression_attribute_values(":bucket", s(expiry.bucket(&delivery_key)))
             .build()
             .map_err(|e| StoreError::corrupt("update", e))?;
-        let result = self
+        let mut request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(outbound).build())
-            .transact_items(TransactWriteItem::builder().update(delivery).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().update(delivery).build());
+        for key in answered {
+            let complete = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(*key))
+                .update_expression("SET stage = :answered REMOVE pend_pk, pend_sk")
+                .condition_expression("attribute_exists(content)")
+                .expression_attribute_values(":answered", s(Stage::Answered.as_str()))
+                .build()
+                .map_err(|e| StoreError::corrupt("update", e))?;
+            request = request.transact_items(TransactWriteItem::builder().update(complete).build());
+        }
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if transaction_condition_failed(&e) => Err(StoreError::Conflict("no such outbound message".into())),

@@ -219,6 +219,7 @@ impl DeliveryLog for MemoryMessageLog {
         channel: Channel,
         provider_id: &ProviderMessageId,
         _: &Expiry,
+        answered: &[&str],
     ) -> Result<(), StoreError> {
         self.with(|t| {
             let (_, outbound) = t
@@ -227,6 +228,12 @@ impl DeliveryLog for MemoryMessageLog {
                 .ok_or_else(|| StoreError::Conflict("no such outbound message".into()))?;
             outbound.provider_id = Some(provider_id.clone());
             t.deliveries.entry(delivery_key(tenant, channel, provider_id)).or_default().outbound = Some(id.clone());
+            for key in answered {
+                if let Some(inbound) = t.inbound.get_mut(*key) {
+                    inbound.state.stage = Stage::Answered;
+                    inbound.pending = None;
+                }
+            }
             Ok(())
         })
     }

@@ -178,7 +178,9 @@ pub trait DeliveryLog: Send + Sync {
     /// The provider refused a recorded message: the record goes, so a later attempt may send it.
     fn discard_outbound(&self, tenant: &TenantId, id: &RecordId)
     -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// The provider accepted the message under `provider_id`: both records point at each other.
+    /// The provider accepted the message under `provider_id`: both records point at each other,
+    /// and the inbound messages it answers (`answered`, message keys) are marked answered, all
+    /// in one write.
     fn attach_provider_id(
         &self,
         tenant: &TenantId,
@@ -186,6 +188,7 @@ pub trait DeliveryLog: Send + Sync {
         channel: Channel,
         provider_id: &ProviderMessageId,
         expiry: &Expiry,
+        answered: &[&str],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn outbound(
         &self,
