@@ -1095,4 +1095,43 @@ mod tests {
         assert_eq!(w.handle(&late).await.unwrap(), Outcome::Answered);
         assert_eq!(sent(&w), ["template:follow_up"]);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_whose_confirmation_failed_is_confirmed_by_the_retry() {
+        let w = worker(vec![says("unused")], 0);
+        let job = inbound(&w, "wamid.1", "STOP").await;
+        for _ in 0..3 {
+            w.sender.failures.lock().unwrap().push(SendError::Retryable { status: 503, retry_after_ms: None });
+        }
+        assert!(w.handle(&job).await.is_err());
+        tokio::time::advance(Duration::from_millis((DEFAULT_BUDGET_MS + LEASE_MARGIN_MS + 1) as u64)).await;
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::Answered);
+        assert_eq!(sent(&w), [Phrases::OPTED_OUT]);
+        let jana = ContactId::parse_key(JANA).unwrap();
+        let history = w.contacts.consent_history(&w.tenants.0.id, &jana).await.unwrap();
+        assert_eq!(history.len(), 1, "recorded once, after its confirmation went out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_that_grew_between_attempts_is_not_answered_twice() {
+        let w = worker(vec![says("Answer")], 1_000);
+        let first = inbound(&w, "wamid.1", "Hi").await;
+        let second = inbound(&w, "wamid.2", "when are you open?").await;
+        // The answer to both goes out, then recording it fails (a crash).
+        w.log.fail_attach.store(true, Ordering::SeqCst);
+        assert!(w.handle(&first).await.is_err());
+        assert_eq!(sent(&w).len(), 1);
+        // Meanwhile the customer wrote again; the redelivery finds a bigger burst.
+        tokio::time::advance(Duration::from_millis((DEFAULT_BUDGET_MS + LEASE_MARGIN_MS + 1) as u64)).await;
+        let third = inbound(&w, "wamid.3", "and on Saturday?").await;
+        assert_eq!(w.handle(&first).await.unwrap(), Outcome::Answered);
+        // Only the new message got an answer of its own; the first two were not answered again.
+        assert_eq!(sent(&w).len(), 2);
+        let asked = w.model.requests.lock().unwrap().last().cloned().unwrap();
+        let Some(Turn::User(question)) = asked.turns.last() else { panic!("a customer turn") };
+        assert!(question.contains("and on Saturday?") && !question.contains("when are you open?"), "{question}");
+        for job in [second, third] {
+            assert_eq!(w.handle(&job).await.unwrap(), Outcome::AlreadyAnswered);
+        }
+    }
 }

@@ -118,7 +118,9 @@ impl<'a> Calendar<'a> {
         let date = day.to_string();
         let mut out = Vec::new();
         for (open, close) in intervals.iter().filter_map(|i| parse_interval(i)) {
-            let mut start = open.div_ceil(slot) * slot;
+            // Slots run from the interval's own start ("09:15-12:00" offers 09:15); intervals of
+            // a day never overlap, so no two labels cover the same minute.
+            let mut start = open;
             while start + needed * slot <= close {
                 let slots = (0..needed).map(|k| Slot { date: date.clone(), time: hhmm(start + k * slot) }).collect();
                 if let Some(begin) = self.unix(day, start)
@@ -229,6 +231,17 @@ mod tests {
         let starts: Vec<(&str, &str)> = free.iter().map(|o| (o.date(), o.time())).collect();
         // 09:00 and 09:30 both need the 09:30 slot.
         assert_eq!(starts, [("2026-03-02", "10:00"), ("2026-03-02", "10:30"), ("2026-03-02", "11:00")]);
+    }
+
+    #[test]
+    fn slots_start_where_the_interval_starts() {
+        let mut s = settings();
+        s.opening_hours.insert("tue".into(), vec!["09:15-10:15".into()]);
+        let cal = Calendar::new(&s, SUNDAY_NOON);
+        let check = cal.service(Some("Check")).unwrap();
+        let tuesday: Date = "2026-03-03".parse().unwrap();
+        let starts: Vec<String> = cal.openings_on(tuesday, &check).iter().map(|o| o.time().to_owned()).collect();
+        assert_eq!(starts, ["09:15", "09:45"]);
     }
 
     #[test]

@@ -96,8 +96,12 @@ impl AnyModel {
         let base = |default: &str| config.base_url.clone().unwrap_or_else(|| default.to_owned());
         Ok(match config.kind {
             ProviderKind::Offline => Self::Offline(OfflineModel),
-            // A local OpenAI-compatible server may need no key.
+            // A local OpenAI-compatible server (LLM_BASE_URL) may need no key; OpenAI itself does,
+            // and starting without one would turn every answer into the fallback.
             ProviderKind::OpenAi => {
+                if api_key.is_none() && config.base_url.is_none() {
+                    return Err(ConfigError::MissingSecret("LLM_API_KEY"));
+                }
                 Self::OpenAi(OpenAiChat::new(http, base(super::openai::DEFAULT_BASE_URL), api_key, &config.model))
             }
             ProviderKind::Anthropic => {
@@ -193,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_required_by_anthropic_only_and_never_printed() {
+    fn keys_are_required_unless_a_local_server_is_named_and_never_printed() {
         let http = reqwest::Client::new();
         let anthropic = ModelConfig { kind: ProviderKind::Anthropic, model: "c".into(), base_url: None };
         let err = AnyModel::new(&anthropic, Some(" ".into()), http.clone(), no_bedrock).unwrap_err();
@@ -202,9 +206,11 @@ mod tests {
         assert_eq!(model.name(), "anthropic");
         assert!(!format!("{model:?}").contains("sk-ant-secret"));
 
+        // OpenAI itself needs a key; a local OpenAI-compatible server may not.
         let openai = ModelConfig { kind: ProviderKind::OpenAi, model: "m".into(), base_url: None };
-        let model = AnyModel::new(&openai, None, http.clone(), no_bedrock).unwrap();
-        assert_eq!(model.name(), "openai");
+        assert!(AnyModel::new(&openai, None, http.clone(), no_bedrock).is_err());
+        let local = ModelConfig { base_url: Some("http://127.0.0.1:8080/v1".into()), ..openai.clone() };
+        assert_eq!(AnyModel::new(&local, None, http.clone(), no_bedrock).unwrap().name(), "openai");
         let model = AnyModel::new(&openai, Some("sk-secret".into()), http.clone(), no_bedrock).unwrap();
         assert!(!format!("{model:?}").contains("sk-secret"));
         let offline = ModelConfig::from_env(&env(&[])).unwrap();
