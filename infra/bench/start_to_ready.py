@@ -44,6 +44,7 @@ def main():
         # An emulator to warm up against, if given; else a closed port (warm-up gives up).
         AWS_ENDPOINT_URL=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
         MESSAGES_TABLE="m", TENANTS_TABLE="t", ROUTES_TABLE="r", INBOUND_QUEUE_URL="http://127.0.0.1:9/q",
+        CONTACTS_TABLE="c", DATA_BUCKET="b",
         META_APP_SECRET="s", META_VERIFY_TOKEN="v", CONTACT_HASH_KEY="k", KMS_KEY_ID="key",
         RUST_LOG="warn",
     )

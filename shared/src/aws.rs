@@ -222,9 +222,10 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub kms: aws_sdk_kms::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub bedrock: aws_sdk_bedrockruntime::Client,
     pub requests: RequestCounter,
+    /// For the clients only some functions need (built on demand, so the others' binaries
+    /// do not carry them).
+    sdk: aws_config::SdkConfig,
 }
 
 impl AwsClients {
@@ -261,15 +262,28 @@ impl AwsClients {
             secrets: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(requests.clone()).build(),
             ),
-            // Path-style: the emulator on 127.0.0.1 cannot serve bucket names as host names.
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).interceptor(requests.clone()).build(),
-            ),
-            // Model calls are not AWS bookkeeping: they keep their own timeouts (the model's
-            // retry policy) and are not counted with the table and queue requests.
-            bedrock: aws_sdk_bedrockruntime::Client::new(sdk),
             requests,
+            sdk: sdk.clone(),
         }
+    }
+}
+
+impl AwsClients {
+    /// S3, counted like the others. Path-style: the emulator on 127.0.0.1 cannot serve bucket
+    /// names as host names.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .interceptor(self.requests.clone())
+                .build(),
+        )
+    }
+
+    /// Bedrock. Model calls are not AWS bookkeeping: they keep their own timeouts (the model's
+    /// retry policy) and are not counted with the table and queue requests.
+    pub fn bedrock(&self) -> aws_sdk_bedrockruntime::Client {
+        aws_sdk_bedrockruntime::Client::new(&self.sdk)
     }
 }
 

@@ -35,8 +35,8 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
     let secrets = PlatformSecrets::load_with(env, &setup.aws.secrets, &[CONTACT_HASH_KEY], &[LLM_API_KEY]).await?;
     let model_config = ModelConfig::from_env(env)?;
     let api_key = secrets.find(LLM_API_KEY).map(|k| k.expose().to_owned());
-    let bedrock = setup.aws.bedrock.clone();
-    let model = AnyModel::new(&model_config, api_key, concierge::assistant::model::http_client()?, || bedrock)?;
+    let model =
+        AnyModel::new(&model_config, api_key, concierge::assistant::model::http_client()?, || setup.aws.bedrock())?;
     let master_key = match env.master_key()? {
         MasterKeySource::File(path) => MasterKey::from_key_file(&path)?,
         MasterKeySource::Kms(key_id) => MasterKey::kms(setup.aws.kms.clone(), key_id),
@@ -55,7 +55,7 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
         ),
         model: Retrying::new(model),
         sender: HttpSender::new(endpoints.clone())?,
-        media: S3MediaStore::new(setup.aws.s3.clone(), env.required("DATA_BUCKET")?),
+        media: S3MediaStore::new(setup.aws.s3(), env.required("DATA_BUCKET")?),
         fetcher: MediaFetcher::new(endpoints)?,
         knowledge: KnowledgeCache::default(),
         pseudonyms,
