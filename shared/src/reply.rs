@@ -48,6 +48,9 @@ use crate::tenants::Tenant;
 const RECENT: usize = 20;
 /// A burst never holds the answer back longer than this, however the messages keep coming.
 const MAX_BURST_WAIT_MS: i64 = 10_000;
+/// Nor grows beyond this many messages (its answer and their completion are one transaction,
+/// which DynamoDB caps at 100 items); later ones get their own answer.
+const MAX_BURST: usize = 25;
 /// Tool rounds per answer: enough to check, book and confirm; a model looping longer is cut off.
 const MAX_TOOL_ROUNDS: usize = 4;
 /// A lease outlives the invocation by this much (clocks of instances disagree a little).
@@ -233,7 +236,8 @@ where
                 let ConversationEntry::Inbound(m) = entry else { continue };
                 let key =
                     keys::message_key(&tenant.id, m.channel, &self.pseudonyms.message_ref(m.channel, m.id.as_str()));
-                if m.sent_at < burst[0].stored.message.sent_at || !seen.insert(key.clone()) {
+                if burst.len() >= MAX_BURST || m.sent_at < burst[0].stored.message.sent_at || !seen.insert(key.clone())
+                {
                     continue;
                 }
                 if let Claim::Claimed(stored) = self.log.claim(&key, self.clock.now_ms(), lease_until).await? {
@@ -333,32 +337,47 @@ where
         let human = state.conversation.as_ref().is_some_and(|c| matches!(c.mode, Mode::Human { .. }));
         // Changes apply in time order; one right after another (same millisecond) still comes later.
         let at_ms = now_ms.max(state.contact.as_ref().and_then(|c| c.consent_at_ms).map_or(0, |at| at + 1));
-        let consent = |consent| Change::Consent(ConsentChange { consent, at_ms, source: ConsentSource::Keyword });
-        // Each keyword flow sends first and changes the state after: a send that fails is
-        // retried with the state unchanged, so the confirmation is never lost, and the answer
-        // id keeps a retry from sending it twice.
+        let consent = |consent| ConsentChange { consent, at_ms, source: ConsentSource::Keyword };
+        // Already opted out, or with a person: a repeated STOP or "human" gets silence, unless
+        // this very answer was attempted before (its record exists): then the change was this
+        // answer's own, and its confirmation goes (again if the provider refused it; never twice).
+        let repeated = match keyword {
+            Some(Keyword::OptOut) => opted_out,
+            Some(Keyword::Handoff) => human && !opted_out,
+            _ => false,
+        };
+        let attempted =
+            repeated && self.log.outbound(&tenant.id, &answer_id(&burst[burst.len() - 1].key)).await?.is_some();
+        // Every change is recorded *before* its confirmation is sent: an opt-out holds even when
+        // the confirmation cannot go out.
         let reply = match keyword {
-            // Already opted out: a repeated STOP changes nothing and gets no second confirmation.
-            Some(Keyword::OptOut) if opted_out => return Ok((Outcome::Silent, false)),
+            Some(Keyword::OptOut) if opted_out && !attempted => return Ok((Outcome::Silent, false)),
             Some(Keyword::OptOut) => {
-                Reply::keyword(Phrases::OPTED_OUT, Purpose::ConsentConfirmation, consent(Consent::OptedOut))
+                if !opted_out {
+                    self.contacts.set_consent(&tenant.id, contact, consent(Consent::OptedOut), &expiry).await?;
+                }
+                Reply::fixed(Phrases::OPTED_OUT, Purpose::ConsentConfirmation)
             }
             Some(Keyword::OptIn) => {
-                Reply::keyword(Phrases::OPTED_IN, Purpose::ConsentConfirmation, consent(Consent::OptedIn))
+                if opted_out {
+                    self.contacts.set_consent(&tenant.id, contact, consent(Consent::OptedIn), &expiry).await?;
+                }
+                Reply::fixed(Phrases::OPTED_IN, Purpose::ConsentConfirmation)
             }
             _ if opted_out => return Ok((Outcome::Silent, false)),
-            Some(Keyword::Handoff) if !human => Reply::keyword(
-                Phrases::HANDOFF,
-                Purpose::HandoffNotice,
-                Change::Handoff(Some("asked for a person".into())),
-            ),
+            Some(Keyword::Handoff) if !human || attempted => {
+                if !human {
+                    self.hand_off(tenant, contact, channel, Some("asked for a person".into()), &expiry).await?;
+                }
+                Reply::fixed(Phrases::HANDOFF, Purpose::HandoffNotice)
+            }
             _ if human => return Ok((Outcome::Silent, false)),
             // Reactions, stickers without captions, system notices: nothing to answer.
             _ if texts.is_empty() => return Ok((Outcome::Silent, false)),
             // Read too late for free text: the template (if any) is all that can go, so the
             // model is not asked.
             _ if !state.conversation.as_ref().is_some_and(|c| c.window_open(now_ms / 1000)) => {
-                Reply { body: String::new(), purpose: Purpose::Answer, then: None, modelled: false }
+                Reply { body: String::new(), purpose: Purpose::Answer, modelled: false }
             }
             _ => {
                 let account = self.account(tenant, channel).await?;
@@ -370,13 +389,11 @@ where
                 }
                 let (text, handoff) = self.ask_model(tenant, burst, &texts, recent).await?;
                 match handoff {
-                    Some(reason) => Reply {
-                        body: text,
-                        purpose: Purpose::HandoffNotice,
-                        then: Some(Change::Handoff(reason)),
-                        modelled: true,
-                    },
-                    None => Reply { body: text, purpose: Purpose::Answer, then: None, modelled: true },
+                    Some(reason) => {
+                        self.hand_off(tenant, contact, channel, reason, &expiry).await?;
+                        Reply { body: text, purpose: Purpose::HandoffNotice, modelled: true }
+                    }
+                    None => Reply { body: text, purpose: Purpose::Answer, modelled: true },
                 }
             }
         };
@@ -390,25 +407,6 @@ where
             tracing::error!(channel = channel.as_str(), "tenant has no account on the message's channel");
         }
         Ok(account)
-    }
-
-    /// Applies what a reply changes (consent, mode) once its send is settled.
-    async fn apply(
-        &self,
-        tenant: &Tenant,
-        message: &InboundMessage,
-        change: Option<Change>,
-        expiry: &Expiry,
-    ) -> Result<(), StoreError> {
-        match change {
-            None => Ok(()),
-            Some(Change::Consent(change)) => {
-                self.contacts.set_consent(&tenant.id, &message.contact, change, expiry).await.map(|_| ())
-            }
-            Some(Change::Handoff(reason)) => {
-                self.hand_off(tenant, &message.contact, message.channel, reason, expiry).await
-            }
-        }
     }
 
     /// Whether a newer message of the contact (not yet in this burst) asks to stop or for a
@@ -536,7 +534,7 @@ where
 
     /// Records the answer under an id derived from the message it answers, checks consent,
     /// mode and the 24-hour window, sends it, ties it to the provider's id and marks the burst
-    /// answered (one write), then applies what the reply changes.
+    /// answered (one write). What the reply confirms (consent, mode) is recorded before.
     async fn send(
         &self,
         tenant: &Tenant,
@@ -550,19 +548,20 @@ where
         // Right before the send: the contact may have opted out, or a person may have taken over.
         let state = self.contacts.state(&tenant.id, &message.contact, message.channel).await?;
         if !allowed(&state, reply.purpose) || (reply.modelled && self.overtaken(tenant, burst).await?) {
-            self.apply(tenant, message, reply.then, expiry).await?;
             return Ok((Outcome::Silent, false));
         }
         let window_open = state.conversation.as_ref().is_some_and(|c| c.window_open(now));
         let template = tenant.settings.outside_window_template.as_ref();
         let (content, outbound_body) = match (window_open, template) {
             (true, _) => (Content::Text { body: reply.body.clone() }, OutboundBody::Text(&reply.body)),
+            // A confirmation is no occasion for a marketing-style template: nothing goes out
+            // (the change it confirms is recorded already).
+            (false, Some(_)) if reply.purpose != Purpose::Answer => return Ok((Outcome::WindowClosed, false)),
             (false, Some(t)) => {
                 (Content::Unsupported { kind: format!("template:{}", t.name) }, OutboundBody::Template(t))
             }
             (false, None) => {
                 self.contacts.set_needs_template(&tenant.id, &message.contact, message.channel, true, expiry).await?;
-                self.apply(tenant, message, reply.then, expiry).await?;
                 return Ok((Outcome::WindowClosed, false));
             }
         };
@@ -576,18 +575,18 @@ where
             in_reply_to: Some(message.id.clone()),
             provider_id: None,
         };
+        // The account first: a failure to open its token must not leave a record that would
+        // stop every later attempt from sending.
+        let Some(account) = self.account(tenant, message.channel).await? else {
+            return Ok((Outcome::Gone, false));
+        };
         if let Some(earlier) = self.log.record_outbound(&tenant.id, &outbound, expiry).await? {
             // An earlier attempt recorded this answer and may have sent it: never twice.
             if earlier.provider_id.is_none() {
                 tracing::warn!(outbound = %earlier.id, "an earlier attempt's send is unconfirmed; not sending again");
             }
-            self.apply(tenant, message, reply.then, expiry).await?;
             return Ok((Outcome::Answered, false));
         }
-        let Some(account) = self.account(tenant, message.channel).await? else {
-            self.log.discard_outbound(&tenant.id, &id).await?;
-            return Ok((Outcome::Gone, false));
-        };
         let callback = match (message.channel, &self.public_base_url) {
             (Channel::Twilio, Some(base)) => Some(format!("{base}/webhooks/twilio/{}/status", tenant.id)),
             _ => None,
@@ -602,7 +601,6 @@ where
             Ok(provider_id) => {
                 let keys: Vec<&str> = burst.iter().map(|c| c.key.as_str()).collect();
                 self.log.attach_provider_id(&tenant.id, &id, message.channel, &provider_id, expiry, &keys).await?;
-                self.apply(tenant, message, reply.then, expiry).await?;
                 return Ok((Outcome::Answered, true));
             }
             Err(SendError::OutsideWindow) => {
@@ -636,28 +634,20 @@ where
                 Outcome::Answered
             }
         };
-        self.apply(tenant, message, reply.then, expiry).await?;
         Ok((outcome, false))
     }
-}
-
-/// What a reply changes once it is sent (or could not be, for reasons retrying will not fix).
-enum Change {
-    Consent(ConsentChange),
-    Handoff(Option<String>),
 }
 
 struct Reply {
     body: String,
     purpose: Purpose,
-    then: Option<Change>,
     /// Prepared by the model (which takes a while: a newer message may have overtaken it).
     modelled: bool,
 }
 
 impl Reply {
-    fn keyword(body: &str, purpose: Purpose, then: Change) -> Self {
-        Self { body: body.to_owned(), purpose, then: Some(then), modelled: false }
+    fn fixed(body: &str, purpose: Purpose) -> Self {
+        Self { body: body.to_owned(), purpose, modelled: false }
     }
 }
 
@@ -1133,5 +1123,32 @@ mod tests {
         for job in [second, third] {
             assert_eq!(w.handle(&job).await.unwrap(), Outcome::AlreadyAnswered);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_opt_out_holds_even_while_its_confirmation_cannot_be_sent() {
+        let w = worker(vec![says("should not be sent")], 0);
+        let stop = inbound(&w, "wamid.1", "STOP").await;
+        for _ in 0..3 {
+            w.sender.failures.lock().unwrap().push(SendError::Retryable { status: 503, retry_after_ms: None });
+        }
+        assert!(w.handle(&stop).await.is_err(), "the confirmation could not go out");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let question = inbound(&w, "wamid.2", "When are you open?").await;
+        assert_eq!(w.handle(&question).await.unwrap(), Outcome::Silent, "opted out all the same");
+        assert!(sent(&w).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_after_a_confirmation_went_out_neither_repeats_it_nor_loses_the_opt_out() {
+        let w = worker(vec![says("should not be sent")], 0);
+        let stop = inbound(&w, "wamid.1", "STOP").await;
+        w.log.fail_attach.store(true, Ordering::SeqCst);
+        assert!(w.handle(&stop).await.is_err());
+        tokio::time::advance(Duration::from_millis((DEFAULT_BUDGET_MS + LEASE_MARGIN_MS + 1) as u64)).await;
+        w.handle(&stop).await.unwrap();
+        let question = inbound(&w, "wamid.2", "When are you open?").await;
+        assert_eq!(w.handle(&question).await.unwrap(), Outcome::Silent);
+        assert_eq!(sent(&w), [Phrases::OPTED_OUT], "one confirmation, then silence");
     }
 }

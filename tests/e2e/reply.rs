@@ -497,3 +497,20 @@ async fn a_job_that_keeps_failing_ends_in_the_dead_letter_queue_after_five_recei
     assert_eq!(dead.len(), 1, "the job waits in the dead-letter queue, the message itself in the table");
     assert!(t.message(&message_key(TENANT_A, "meta", "wamid.poison")).await.is_some());
 }
+
+#[tokio::test]
+async fn a_status_webhook_writing_the_same_record_meanwhile_does_not_lose_the_answers_provider_id() {
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    say(&t, "wamid.conflict", "What are your opening hours?").await;
+    // DynamoDB cancels the first attempt of the transaction as a conflict.
+    proxy.inject_where_times("TransactWriteItems", "#OUT#", Fault::TransactionConflict, 1);
+    t.deliver().await;
+    assert_eq!(t.sent_texts().len(), 1);
+    let key = message_key(TENANT_A, "meta", "wamid.conflict");
+    assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered");
+    let answer = concierge::reply::answer_id(&key);
+    assert_eq!(s(&t.message(&format!("{TENANT_A}#OUT#{answer}")).await.unwrap(), "provider_id"), "wamid.sandbox-1");
+    let attempts = proxy.forwarded().iter().filter(|op| *op == "TransactWriteItems").count();
+    assert!(attempts >= 2, "retried after the conflict: {attempts}");
+}

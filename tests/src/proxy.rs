@@ -23,6 +23,9 @@ pub enum Fault {
     Hang,
     /// Answered 200 with this JSON body, as DynamoDB would (e.g. keys left unprocessed).
     Respond(String),
+    /// A transaction cancelled because another request wrote one of its items meanwhile
+    /// (DynamoDB's `TransactionConflict`; the emulator never produces it).
+    TransactionConflict,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,16 @@ impl FaultProxy {
     /// (e.g. only the transaction that touches an outbound message: `"#OUT#"`).
     pub fn inject_where(&self, operation: &str, needle: &str, fault: Fault) {
         self.push(Rule { operation: operation.into(), fault, remaining: None, body_contains: Some(needle.into()) });
+    }
+
+    /// The same, for the next `times` such requests only.
+    pub fn inject_where_times(&self, operation: &str, needle: &str, fault: Fault, times: usize) {
+        self.push(Rule {
+            operation: operation.into(),
+            fault,
+            remaining: Some(times),
+            body_contains: Some(needle.into()),
+        });
     }
 
     /// Applies `fault` to the next `times` requests of `operation`.
@@ -156,6 +169,14 @@ async fn forward(
                 StatusCode::BAD_REQUEST,
                 [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", "ValidationException")],
                 r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"One or more parameter values were invalid"}"#,
+            )
+                .into_response();
+        }
+        Some(Fault::TransactionConflict) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", "TransactionCanceledException")],
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#,
             )
                 .into_response();
         }

@@ -230,10 +230,11 @@ pub(crate) fn within_deadline(request: reqwest::RequestBuilder, limit: Duration)
 
 /// A reqwest error as a short kind: its `Display` holds the URL, which may hold ids.
 pub(crate) fn transport_kind(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
+    // A connection that timed out is still one never made: `connect` first.
+    let kind = if err.is_connect() {
         "connect"
+    } else if err.is_timeout() {
+        "timeout"
     } else if err.is_body() || err.is_decode() {
         "body"
     } else if err.is_redirect() {
@@ -351,8 +352,9 @@ impl ChannelSender for HttpSender {
     }
 }
 
-/// Meta's codes for "too much, too fast" (and 131000, its "something went wrong").
-const META_RETRYABLE_CODES: [i64; 3] = [130429, 131056, 131000];
+/// Meta's codes for "too much, too fast" (some come with HTTP 400), and 131000, its
+/// "something went wrong": 4 app, 80007 account, 130429 throughput, 131048 spam, 131056 pair.
+const META_RETRYABLE_CODES: [i64; 6] = [4, 80007, 130429, 131048, 131056, 131000];
 const META_OUTSIDE_WINDOW: i64 = 131047;
 const TWILIO_OUTSIDE_WINDOW: i64 = 63016;
 
@@ -709,6 +711,10 @@ mod tests {
         let err = sender(&server).send(&meta(), &text(&to, "hi")).await.unwrap_err();
         assert_eq!(err, SendError::Retryable { status: 400, retry_after_ms: Some(2000) });
         assert_eq!(twilio_error(429, Some(20429), None), SendError::Retryable { status: 429, retry_after_ms: None });
+        // Meta's app, account and spam rate limits come with HTTP 400 and are retried too.
+        for code in [4, 80007, 131048] {
+            assert_eq!(meta_error(400, Some(code), None), SendError::Retryable { status: 400, retry_after_ms: None });
+        }
     }
 
     #[tokio::test]

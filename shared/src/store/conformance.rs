@@ -141,10 +141,17 @@ where
     assert_eq!(log.record_outbound(tenant, &out, &exp).await.unwrap(), None, "recorded first");
     let again = OutboundMessage { content: Content::Text { body: "other".into() }, ..out.clone() };
     assert_eq!(log.record_outbound(tenant, &again, &exp).await.unwrap(), Some(out.clone()), "the first record stands");
-    // A refused send is discarded, so a later attempt records (and sends) afresh.
+    // A refused send is marked unsent: still found (the answer was attempted), and a later
+    // attempt records (and sends) it afresh.
     log.discard_outbound(tenant, &out.id).await.unwrap();
-    assert_eq!(log.outbound(tenant, &out.id).await.unwrap(), None);
+    assert!(log.outbound(tenant, &out.id).await.unwrap().is_some());
+    let conversation = log.recent(tenant, &jana, 50).await.unwrap();
+    assert!(
+        !conversation.iter().any(|e| matches!(e, ConversationEntry::Outbound(o) if o.id == out.id)),
+        "an answer that never went out is not part of the conversation"
+    );
     assert_eq!(log.record_outbound(tenant, &out, &exp).await.unwrap(), None);
+    assert_eq!(log.record_outbound(tenant, &out, &exp).await.unwrap(), Some(out.clone()), "recorded again, once");
     // A provider id for a message never recorded is a conflict, not something to retry.
     let stray = ProviderMessageId::parse("wamid.stray").unwrap();
     let unknown =

@@ -83,6 +83,20 @@ pub(crate) fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>)
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a transaction was cancelled because another request touched one of its items at the
+/// same time (a retry resolves it).
+pub(crate) fn transaction_conflicted(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, impl std::fmt::Debug>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            e.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+        }
+        _ => false,
+    }
+}
+
 /// Whether a transaction was cancelled because one of its conditions failed (and not, say,
 /// for a conflict with another transaction, which a retry resolves).
 pub(crate) fn transaction_condition_failed(

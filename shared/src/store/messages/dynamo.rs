@@ -21,7 +21,10 @@ use crate::domain::{
     StatusUpdate, TenantId,
 };
 use crate::privacy::{Expiry, Pseudonymizer};
-use crate::store::{Item, StoreError, condition_failed, get_n, get_s, int, keys, n, s, transaction_condition_failed};
+use crate::store::{
+    Item, StoreError, condition_failed, get_n, get_s, int, keys, n, s, transaction_condition_failed,
+    transaction_conflicted,
+};
 
 /// Index names (template.yaml).
 pub const CONVERSATION_INDEX: &str = "conversation";
@@ -101,14 +104,15 @@ fn state_of(item: &Item) -> InboundState {
     }
 }
 
-/// The contact key (`ContactId::key`) in an item's conversation partition key.
+/// The contact key (`ContactId::key`) in an item's conversation partition key (set aside in
+/// `conv_pk` while an unsent answer is out of the conversation).
 fn contact_key(item: &Item) -> Option<&str> {
-    Some(get_s(item, "gsi1pk")?.split_once("#CONV#")?.1)
+    Some(get_s(item, "gsi1pk").or_else(|| get_s(item, "conv_pk"))?.split_once("#CONV#")?.1)
 }
 
 /// `(contact, sent_at)` from the conversation keys of an item.
 fn conversation_keys(item: &Item) -> Option<(ContactId, i64)> {
-    let sent_at = get_s(item, "gsi1sk")?.get(..11)?.parse().ok()?;
+    let sent_at = get_s(item, "gsi1sk").or_else(|| get_s(item, "conv_sk"))?.get(..11)?.parse().ok()?;
     Some((ContactId::parse_key(contact_key(item)?).ok()?, sent_at))
 }
 
@@ -358,7 +362,9 @@ impl DeliveryLog for DynamoMessageLog {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            // New, or replacing an attempt the provider refused.
+            .condition_expression("attribute_not_exists(pk) OR unsent = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -374,16 +380,21 @@ impl DeliveryLog for DynamoMessageLog {
     }
 
     async fn discard_outbound(&self, tenant: &TenantId, id: &RecordId) -> Result<(), StoreError> {
+        // Kept as a mark that this answer was attempted (and out of the conversation, which
+        // never saw it); the next `record_outbound` of the same id replaces it.
         self.client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(keys::outbound_key(tenant, id.as_str())))
+            // The conversation keys move aside: out of the index, still readable here.
+            .update_expression("SET unsent = :t, conv_pk = gsi1pk, conv_sk = gsi1sk REMOVE gsi1pk, gsi1sk")
             // Never a message the provider accepted.
-            .condition_expression("attribute_not_exists(provider_id)")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(provider_id)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(StoreError::aws("DeleteItem outbound", e)) })
+            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(StoreError::aws("UpdateItem unsent", e)) })
     }
 
     async fn attach_provider_id(
@@ -430,11 +441,23 @@ impl DeliveryLog for DynamoMessageLog {
                 .map_err(|e| StoreError::corrupt("update", e))?;
             request = request.transact_items(TransactWriteItem::builder().update(complete).build());
         }
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if transaction_condition_failed(&e) => Err(StoreError::Conflict("no such outbound message".into())),
-            Err(e) => Err(StoreError::aws("TransactWriteItems provider id", e)),
+        // A status webhook may write the delivery record at the same moment: DynamoDB cancels
+        // the transaction as a conflict (the SDK does not retry those), and a retry resolves it.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match request.clone().send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if transaction_condition_failed(&e) => {
+                    return Err(StoreError::Conflict(
+                        "no such outbound message, or an answered message is gone".into(),
+                    ));
+                }
+                Err(e) if attempt < 4 && transaction_conflicted(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                Err(e) => return Err(StoreError::aws("TransactWriteItems provider id", e)),
+            }
         }
     }
 

@@ -41,6 +41,8 @@ type DeliveryKey = (TenantId, Channel, String);
 struct Tables {
     inbound: BTreeMap<String, Inbound>,
     outbound: BTreeMap<String, (TenantId, OutboundMessage)>,
+    /// Outbound records whose send the provider refused (replaced by the next record).
+    unsent: std::collections::BTreeSet<String>,
     deliveries: BTreeMap<DeliveryKey, DeliveryRecord>,
 }
 
@@ -193,7 +195,12 @@ impl DeliveryLog for MemoryMessageLog {
         m: &OutboundMessage,
         _: &Expiry,
     ) -> Result<Option<OutboundMessage>, StoreError> {
-        Ok(self.with(|t| match t.outbound.entry(keys::outbound_key(tenant, m.id.as_str())) {
+        let key = keys::outbound_key(tenant, m.id.as_str());
+        Ok(self.with(|t| match t.outbound.entry(key.clone()) {
+            std::collections::btree_map::Entry::Occupied(mut earlier) if t.unsent.remove(&key) => {
+                earlier.insert((tenant.clone(), m.clone()));
+                None
+            }
             std::collections::btree_map::Entry::Occupied(earlier) => Some(earlier.get().1.clone()),
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert((tenant.clone(), m.clone()));
@@ -206,7 +213,7 @@ impl DeliveryLog for MemoryMessageLog {
         self.with(|t| {
             let key = keys::outbound_key(tenant, id.as_str());
             if t.outbound.get(&key).is_some_and(|(_, m)| m.provider_id.is_none()) {
-                t.outbound.remove(&key);
+                t.unsent.insert(key);
             }
         });
         Ok(())
@@ -276,9 +283,14 @@ impl ConversationLog for MemoryMessageLog {
                     )
                 },
             );
-            let outbound = t.outbound.values().filter(|(t, m)| t == tenant && &m.contact == contact).map(|(_, m)| {
-                (keys::conversation_sk(m.created_at, false, m.id.as_str()), ConversationEntry::Outbound(m.clone()))
-            });
+            // Answers the provider refused are not part of the conversation.
+            let outbound = t
+                .outbound
+                .iter()
+                .filter(|(key, (t_, m))| t_ == tenant && &m.contact == contact && !t.unsent.contains(*key))
+                .map(|(_, (_, m))| {
+                    (keys::conversation_sk(m.created_at, false, m.id.as_str()), ConversationEntry::Outbound(m.clone()))
+                });
             let ordered: BTreeMap<String, ConversationEntry> = inbound.chain(outbound).collect();
             let skip = ordered.len().saturating_sub(limit);
             ordered.into_values().skip(skip).collect()

@@ -168,14 +168,17 @@ pub trait DeliveryLog: Send + Sync {
     ) -> impl Future<Output = Result<StatusApplied, StoreError>> + Send;
     /// Records a message before it is sent. Recording the same id again changes nothing and
     /// returns what was recorded first (a send may have happened since: the caller must not
-    /// send it again).
+    /// send it again), unless that first send was refused (`discard_outbound`): then the new
+    /// record replaces it.
     fn record_outbound(
         &self,
         tenant: &TenantId,
         message: &OutboundMessage,
         expiry: &Expiry,
     ) -> impl Future<Output = Result<Option<OutboundMessage>, StoreError>> + Send;
-    /// The provider refused a recorded message: the record goes, so a later attempt may send it.
+    /// The provider refused a recorded message: it is marked unsent (and leaves the
+    /// conversation), so a later attempt records and sends it again; `outbound` still finds it,
+    /// as proof the answer was attempted.
     fn discard_outbound(&self, tenant: &TenantId, id: &RecordId)
     -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The provider accepted the message under `provider_id`: both records point at each other,
