@@ -511,7 +511,9 @@ where
                 let mut arguments: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
                 vault.restore_json(&mut arguments);
                 let outcome = tools::run(&self.contacts, &scope, call, arguments).await?;
-                tracing::info!(tool = %call.name, error = outcome.result.is_error, "tool ran");
+                // The name is the model's text: only ours are logged as they are.
+                let tool = tools::NAMES.iter().find(|n| **n == call.name).copied().unwrap_or("unknown");
+                tracing::info!(tool, error = outcome.result.is_error, "tool ran");
                 if let Effect::Handoff { reason } = outcome.effect {
                     handoff = Some(reason);
                 }

@@ -20,6 +20,7 @@ pub const CHECK_AVAILABILITY: &str = "check_availability";
 pub const BOOK_APPOINTMENT: &str = "book_appointment";
 pub const CANCEL_APPOINTMENT: &str = "cancel_appointment";
 pub const HANDOFF_TO_HUMAN: &str = "handoff_to_human";
+pub const NAMES: [&str; 5] = [CAPTURE_LEAD, CHECK_AVAILABILITY, BOOK_APPOINTMENT, CANCEL_APPOINTMENT, HANDOFF_TO_HUMAN];
 
 /// How many free starts `check_availability` offers at most.
 const OFFERED: usize = 6;

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use super::directory::{DynamoTenantDirectory, Tenant, TenantDirectory};
+use super::records;
 use crate::assistant::knowledge::KnowledgeDoc;
 use crate::channels::outbound::{Account, MetaAccount, TwilioAccount};
 use crate::domain::{Channel, TenantId};
 use crate::reply::TenantAccess;
-use crate::store::{StoreError, from_item, keys, s};
+use crate::store::{StoreError, from_item};
 
 impl TenantAccess for DynamoTenantDirectory {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
@@ -44,23 +45,10 @@ impl TenantAccess for DynamoTenantDirectory {
     }
 
     async fn knowledge(&self, tenant: &TenantId) -> Result<Vec<KnowledgeDoc>, StoreError> {
-        let items = self
-            .client()
-            .query()
-            .table_name(self.tenants_table())
-            .key_condition_expression("pk = :t AND begins_with(sk, :kb)")
-            .expression_attribute_values(":t", s(tenant.as_str()))
-            .expression_attribute_values(":kb", s(keys::KB_PREFIX))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| StoreError::aws("Query knowledge", e))?;
-        items
+        records::knowledge_items(self.client(), self.tenants_table(), tenant, None)
+            .await?
             .into_iter()
-            .map(|item| from_item::<super::records::KnowledgeItem>("knowledge document", item).map(KnowledgeDoc::from))
+            .map(|item| from_item::<records::KnowledgeItem>("knowledge document", item).map(KnowledgeDoc::from))
             .collect()
     }
 }

@@ -135,20 +135,7 @@ impl TenantLoader<'_> {
                 .map_err(|e| StoreError::aws("PutItem knowledge", e))?;
         }
         // Documents beyond the new count were removed from the file: delete them too.
-        let existing = self
-            .client
-            .query()
-            .table_name(self.tenants_table)
-            .key_condition_expression("pk = :t AND begins_with(sk, :kb)")
-            .expression_attribute_values(":t", s(id.as_str()))
-            .expression_attribute_values(":kb", s(keys::KB_PREFIX))
-            .projection_expression("sk")
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| StoreError::aws("Query knowledge", e))?;
+        let existing = records::knowledge_items(self.client, self.tenants_table, id, Some("sk")).await?;
         for item in existing {
             let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
                 continue;

@@ -91,6 +91,30 @@ pub struct RouteItem {
     pub tenant_id: TenantId,
 }
 
+/// A tenant's knowledge-base items (`KB#nnnn`), in order, read consistently; `projection`
+/// limits the attributes read (e.g. `"sk"`).
+pub async fn knowledge_items(
+    client: &Client,
+    table: &str,
+    id: &TenantId,
+    projection: Option<&str>,
+) -> Result<Vec<crate::store::Item>, StoreError> {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :t AND begins_with(sk, :kb)")
+        .expression_attribute_values(":t", s(id.as_str()))
+        .expression_attribute_values(":kb", s(keys::KB_PREFIX))
+        .set_projection_expression(projection.map(str::to_owned))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| StoreError::aws("Query knowledge", e))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KnowledgeItem {
     pub pk: TenantId,
