@@ -115,6 +115,8 @@ impl Phrases {
         "You will not receive further messages from us. Reply START at any time to hear from us again.";
     pub const OPTED_IN: &'static str = "Welcome back! You will receive our replies again. How can we help?";
     pub const HANDOFF: &'static str = "Thanks, a member of our team will get back to you here shortly.";
+    pub const MEDIA: &'static str =
+        "Thanks, we received it. A member of our team will look at it and get back to you here shortly.";
     pub const FALLBACK: &'static str =
         "Sorry, I cannot answer that right now. A member of our team will get back to you here shortly.";
 }
@@ -372,7 +374,13 @@ where
                 Reply::fixed(Phrases::HANDOFF, Purpose::HandoffNotice)
             }
             _ if human => return Ok((Outcome::Silent, false)),
-            // Reactions, stickers without captions, system notices: nothing to answer.
+            // A photo, voice note or document with no words: the assistant cannot read it, a
+            // person can (the copy is in the bucket).
+            _ if texts.is_empty() && burst.iter().any(|c| needs_a_person(&c.stored.message.content)) => {
+                self.hand_off(tenant, contact, channel, Some("sent media without text".into()), &expiry).await?;
+                Reply::fixed(Phrases::MEDIA, Purpose::HandoffNotice)
+            }
+            // Reactions, stickers, system notices: nothing to answer.
             _ if texts.is_empty() => return Ok((Outcome::Silent, false)),
             // Read too late for free text: the template (if any) is all that can go, so the
             // model is not asked.
@@ -669,6 +677,11 @@ pub fn answer_id(message_key: &str) -> RecordId {
     let (channel, message_ref) = keys::parse_message_key(message_key)
         .map_or(("x", message_key), |(_, channel, message_ref)| (channel.as_str(), message_ref));
     RecordId::parse(&format!("re-{channel}-{message_ref}")).unwrap_or_else(|_| RecordId::generate())
+}
+
+/// Media a person should look at (stickers are just friendly).
+fn needs_a_person(content: &Content) -> bool {
+    matches!(content, Content::Media { kind, .. } if *kind != crate::domain::MediaKind::Sticker)
 }
 
 fn text_of(message: &InboundMessage) -> Option<&str> {
@@ -1152,5 +1165,36 @@ mod tests {
         let question = inbound(&w, "wamid.2", "When are you open?").await;
         assert_eq!(w.handle(&question).await.unwrap(), Outcome::Silent);
         assert_eq!(sent(&w), [Phrases::OPTED_OUT], "one confirmation, then silence");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_voice_note_goes_to_a_person_with_a_notice_and_a_sticker_gets_nothing() {
+        let w = worker(vec![says("should not be asked")], 0);
+        let voice = inbound(&w, "wamid.1", "ignored").await;
+        let key: InboundJob = serde_json::from_str(&voice).unwrap();
+        let media = |kind| Content::Media {
+            kind,
+            caption: None,
+            attachments: vec![crate::domain::Attachment {
+                media_id: None,
+                url: None,
+                mime_type: None,
+                sha256: None,
+                filename: None,
+                stored: None,
+            }],
+        };
+        w.log.set_content(&key.message_key, &media(crate::domain::MediaKind::Audio)).await.unwrap();
+        let sticker = inbound(&w, "wamid.2", "ignored").await;
+        let sticker_key: InboundJob = serde_json::from_str(&sticker).unwrap();
+        w.log.set_content(&sticker_key.message_key, &media(crate::domain::MediaKind::Sticker)).await.unwrap();
+
+        assert_eq!(w.handle(&sticker).await.unwrap(), Outcome::Silent);
+        assert_eq!(w.handle(&voice).await.unwrap(), Outcome::Answered);
+        assert_eq!(sent(&w), [Phrases::MEDIA]);
+        let jana = ContactId::parse_key(JANA).unwrap();
+        let state = w.contacts.state(&w.tenants.0.id, &jana, Channel::Meta).await.unwrap();
+        assert!(matches!(state.conversation.unwrap().mode, Mode::Human { .. }));
+        assert!(w.model.requests.lock().unwrap().is_empty());
     }
 }
