@@ -660,6 +660,7 @@ mod tests {
     use crate::clock::TokioClock;
     use crate::domain::{Channel, ContactId, Content, ProviderMessageId, TenantId};
     use crate::queue::MemoryQueue;
+    use crate::store::messages::faulty::Faulty;
     use crate::store::messages::{InboundState, MemoryMessageLog};
     use crate::tenants::TwilioCredentials;
 
@@ -860,7 +861,7 @@ mod tests {
     async fn a_contacts_later_messages_never_overtake_one_that_could_not_be_stored() {
         let i = ingest_with(
             NoDirectory,
-            Wrapped::failing_on(MemoryMessageLog::default(), key("wamid.1")),
+            Faulty::failing_on(MemoryMessageLog::default(), key("wamid.1")),
             MemoryQueue::default(),
         );
         let messages = vec![message("wamid.0", 0), message("wamid.1", 1), message("wamid.2", 2)];
@@ -881,7 +882,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn work_never_starts_after_the_attempt_must_stop() {
         let i =
-            ingest_with(NoDirectory, Wrapped::slow(MemoryMessageLog::default()), Wrapped::slow(MemoryQueue::default()));
+            ingest_with(NoDirectory, Faulty::slow(MemoryMessageLog::default()), Faulty::slow(MemoryQueue::default()));
         // The first message is held by an attempt whose lease ends at 8 s.
         let t = tenant();
         let first = message("wamid.0000", 0);
@@ -978,111 +979,9 @@ mod tests {
         assert_eq!(keys_sent(&i.queue).len(), 1);
     }
 
-    /// An adapter made to behave like AWS in trouble: every call takes `latency` (AWS's own,
-    /// with its unlimited parallelism), and the message keyed `fail_key` cannot be stored while
-    /// `failing` is set.
-    struct Wrapped<T> {
-        inner: T,
-        latency: Duration,
-        fail_key: Option<String>,
-        failing: std::sync::atomic::AtomicBool,
-    }
-
     const LATENCY: Duration = Duration::from_millis(10);
 
-    impl<T> Wrapped<T> {
-        /// Every call 10 ms slower.
-        fn slow(inner: T) -> Self {
-            Self { inner, latency: LATENCY, fail_key: None, failing: false.into() }
-        }
-
-        /// Storing `key` fails until told otherwise.
-        fn failing_on(inner: T, key: String) -> Self {
-            Self { inner, latency: Duration::ZERO, fail_key: Some(key), failing: true.into() }
-        }
-
-        async fn delay(&self) {
-            if !self.latency.is_zero() {
-                tokio::time::sleep(self.latency).await;
-            }
-        }
-    }
-
-    impl<T: InboundLog> InboundLog for Wrapped<T> {
-        async fn record_inbound(&self, new: &NewInbound<'_>) -> Result<Recorded, StoreError> {
-            self.delay().await;
-            if self.fail_key.as_deref() == Some(new.key) && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StoreError::Aws { operation: "PutItem", message: "unavailable".into() });
-            }
-            self.inner.record_inbound(new).await
-        }
-        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
-            self.delay().await;
-            self.inner.mark_queued(key).await
-        }
-        async fn inbound_state(&self, key: &str) -> Result<Option<InboundState>, StoreError> {
-            self.delay().await;
-            self.inner.inbound_state(key).await
-        }
-        async fn inbound(&self, key: &str) -> Result<Option<crate::store::messages::StoredInbound>, StoreError> {
-            self.inner.inbound(key).await
-        }
-        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<crate::store::messages::Claim, StoreError> {
-            self.inner.claim(key, now, until).await
-        }
-        async fn set_content(&self, key: &str, content: &crate::domain::Content) -> Result<(), StoreError> {
-            self.inner.set_content(key, content).await
-        }
-        async fn complete(&self, key: &str) -> Result<(), StoreError> {
-            self.inner.complete(key).await
-        }
-    }
-
-    impl<T: DeliveryLog> DeliveryLog for Wrapped<T> {
-        async fn apply_status(&self, t: &TenantId, s: &StatusUpdate, e: &Expiry) -> Result<StatusApplied, StoreError> {
-            self.delay().await;
-            self.inner.apply_status(t, s, e).await
-        }
-        async fn record_outbound(
-            &self,
-            t: &TenantId,
-            m: &crate::domain::OutboundMessage,
-            e: &Expiry,
-        ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
-            self.inner.record_outbound(t, m, e).await
-        }
-        async fn discard_outbound(&self, t: &TenantId, id: &crate::domain::RecordId) -> Result<(), StoreError> {
-            self.inner.discard_outbound(t, id).await
-        }
-        async fn attach_provider_id(
-            &self,
-            t: &TenantId,
-            id: &crate::domain::RecordId,
-            c: Channel,
-            p: &ProviderMessageId,
-            e: &Expiry,
-            done: &[&str],
-        ) -> Result<(), StoreError> {
-            self.inner.attach_provider_id(t, id, c, p, e, done).await
-        }
-        async fn outbound(
-            &self,
-            t: &TenantId,
-            id: &crate::domain::RecordId,
-        ) -> Result<Option<crate::domain::OutboundMessage>, StoreError> {
-            self.inner.outbound(t, id).await
-        }
-        async fn delivery(
-            &self,
-            t: &TenantId,
-            c: Channel,
-            p: &ProviderMessageId,
-        ) -> Result<Option<crate::store::messages::Delivery>, StoreError> {
-            self.inner.delivery(t, c, p).await
-        }
-    }
-
-    impl<T: InboundQueue> InboundQueue for Wrapped<T> {
+    impl<T: InboundQueue> InboundQueue for Faulty<T> {
         async fn send_batch(&self, jobs: &[Queued]) -> Result<Vec<usize>, QueueError> {
             self.delay().await;
             self.inner.send_batch(jobs).await
@@ -1095,7 +994,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_thousand_updates_from_one_contact_fit_in_the_function_timeout_at_aws_latency() {
         let i =
-            ingest_with(NoDirectory, Wrapped::slow(MemoryMessageLog::default()), Wrapped::slow(MemoryQueue::default()));
+            ingest_with(NoDirectory, Faulty::slow(MemoryMessageLog::default()), Faulty::slow(MemoryQueue::default()));
         let messages: Vec<InboundMessage> = (0..1000).map(|n| message(&format!("wamid.{n:04}"), n)).collect();
         let started = Instant::now();
         let report = i.tenant_updates(&tenant(), messages.clone(), vec![]).await.unwrap();

@@ -699,7 +699,7 @@ fn text_of(message: &InboundMessage) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use serde_json::json;
     use tokio::sync::Notify;
@@ -708,12 +708,13 @@ mod tests {
     use crate::assistant::model::{ChatRequest, ChatResponse, StopReason, ToolCall, Usage};
     use crate::channels::outbound::{Endpoints, MetaAccount};
     use crate::clock::TokioClock;
-    use crate::domain::{ProviderMessageId, StatusUpdate};
+    use crate::domain::ProviderMessageId;
     use crate::ingest::{self, Attempt};
     use crate::media::MemoryMediaStore;
     use crate::queue::InboundJob;
     use crate::store::contacts::MemoryContacts;
-    use crate::store::messages::{Delivery, MemoryMessageLog, StatusApplied};
+    use crate::store::messages::MemoryMessageLog;
+    use crate::store::messages::faulty::Faulty;
 
     const T0_MS: i64 = 1_772_362_800_000;
     const JANA: &str = "+34600111222";
@@ -801,93 +802,9 @@ mod tests {
         }
     }
 
-    /// The in-memory log, with the provider-id record failing on demand (a crash right after
-    /// the provider accepted a send).
-    #[derive(Default)]
-    struct Log {
-        inner: MemoryMessageLog,
-        fail_attach: AtomicBool,
-    }
-
-    impl InboundLog for Log {
-        async fn record_inbound(
-            &self,
-            n: &crate::store::messages::NewInbound<'_>,
-        ) -> Result<crate::store::messages::Recorded, StoreError> {
-            self.inner.record_inbound(n).await
-        }
-        async fn mark_queued(&self, key: &str) -> Result<(), StoreError> {
-            self.inner.mark_queued(key).await
-        }
-        async fn inbound_state(&self, key: &str) -> Result<Option<crate::store::messages::InboundState>, StoreError> {
-            self.inner.inbound_state(key).await
-        }
-        async fn inbound(&self, key: &str) -> Result<Option<StoredInbound>, StoreError> {
-            self.inner.inbound(key).await
-        }
-        async fn claim(&self, key: &str, now: i64, until: i64) -> Result<Claim, StoreError> {
-            self.inner.claim(key, now, until).await
-        }
-        async fn set_content(&self, key: &str, content: &Content) -> Result<(), StoreError> {
-            self.inner.set_content(key, content).await
-        }
-        async fn complete(&self, key: &str) -> Result<(), StoreError> {
-            self.inner.complete(key).await
-        }
-    }
-
-    impl DeliveryLog for Log {
-        async fn apply_status(&self, t: &TenantId, s: &StatusUpdate, e: &Expiry) -> Result<StatusApplied, StoreError> {
-            self.inner.apply_status(t, s, e).await
-        }
-        async fn record_outbound(
-            &self,
-            t: &TenantId,
-            m: &OutboundMessage,
-            e: &Expiry,
-        ) -> Result<Option<OutboundMessage>, StoreError> {
-            self.inner.record_outbound(t, m, e).await
-        }
-        async fn discard_outbound(&self, t: &TenantId, id: &RecordId) -> Result<(), StoreError> {
-            self.inner.discard_outbound(t, id).await
-        }
-        async fn attach_provider_id(
-            &self,
-            t: &TenantId,
-            id: &RecordId,
-            c: Channel,
-            p: &ProviderMessageId,
-            e: &Expiry,
-            done: &[&str],
-        ) -> Result<(), StoreError> {
-            if self.fail_attach.swap(false, Ordering::SeqCst) {
-                return Err(StoreError::Aws { operation: "TransactWriteItems", message: "injected crash".into() });
-            }
-            self.inner.attach_provider_id(t, id, c, p, e, done).await
-        }
-        async fn outbound(&self, t: &TenantId, id: &RecordId) -> Result<Option<OutboundMessage>, StoreError> {
-            self.inner.outbound(t, id).await
-        }
-        async fn delivery(
-            &self,
-            t: &TenantId,
-            c: Channel,
-            p: &ProviderMessageId,
-        ) -> Result<Option<Delivery>, StoreError> {
-            self.inner.delivery(t, c, p).await
-        }
-    }
-
-    impl ConversationLog for Log {
-        async fn recent(
-            &self,
-            t: &TenantId,
-            c: &ContactId,
-            limit: usize,
-        ) -> Result<Vec<ConversationEntry>, StoreError> {
-            self.inner.recent(t, c, limit).await
-        }
-    }
+    /// The in-memory log; its provider-id record fails on demand (a crash right after the
+    /// provider accepted a send).
+    type Log = Faulty<MemoryMessageLog>;
 
     type Worker = ReplyWorker<Log, MemoryContacts, Tenants, Model, Sender, MemoryMediaStore>;
 

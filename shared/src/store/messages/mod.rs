@@ -5,6 +5,8 @@
 //! sweeper should look at them again) and `expiry` (the purge job's day buckets).
 
 pub mod dynamo;
+#[cfg(test)]
+pub(crate) mod faulty;
 pub mod memory;
 
 use std::future::Future;
