@@ -148,10 +148,10 @@ pub async fn run<S: LeadStore + AppointmentStore>(
 ) -> Result<Outcome, StoreError> {
     let arguments = if arguments.is_null() { json!({}) } else { arguments };
     match call.name.as_str() {
-        CAPTURE_LEAD => capture_lead(store, scope, call, arguments).await,
-        CHECK_AVAILABILITY => check_availability(store, scope, call, arguments).await,
-        BOOK_APPOINTMENT => book(store, scope, call, arguments).await,
-        CANCEL_APPOINTMENT => cancel(store, scope, call, arguments).await,
+        CAPTURE_LEAD => with_args(call, arguments, |a| capture_lead(store, scope, call, a)).await,
+        CHECK_AVAILABILITY => with_args(call, arguments, |a| check_availability(store, scope, call, a)).await,
+        BOOK_APPOINTMENT => with_args(call, arguments, |a| book(store, scope, call, a)).await,
+        CANCEL_APPOINTMENT => with_args(call, arguments, |a| cancel(store, scope, call, a)).await,
         HANDOFF_TO_HUMAN => {
             #[derive(Deserialize)]
             struct Args {
@@ -165,8 +165,21 @@ pub async fn run<S: LeadStore + AppointmentStore>(
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(arguments: Value) -> Result<T, &'static str> {
-    serde_json::from_value(arguments).map_err(|_| "the arguments do not match the tool's parameters")
+/// Runs `tool` with the call's arguments in its own type; arguments that do not fit it are the
+/// model's mistake, answered to the model.
+async fn with_args<T, Fut>(
+    call: &ToolCall,
+    arguments: Value,
+    tool: impl FnOnce(T) -> Fut,
+) -> Result<Outcome, StoreError>
+where
+    T: serde::de::DeserializeOwned,
+    Fut: std::future::Future<Output = Result<Outcome, StoreError>>,
+{
+    match serde_json::from_value(arguments) {
+        Ok(args) => tool(args).await,
+        Err(_) => Ok(refused(call, "the arguments do not match the tool's parameters")),
+    }
 }
 
 fn plausible_email(email: &str) -> bool {
@@ -184,23 +197,20 @@ fn score(lead: &Lead) -> u8 {
     score
 }
 
+#[derive(Deserialize)]
+struct LeadArgs {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    interest: Option<String>,
+}
+
 async fn capture_lead<S: LeadStore>(
     store: &S,
     scope: &Scope<'_>,
     call: &ToolCall,
-    arguments: Value,
+    args: LeadArgs,
 ) -> Result<Outcome, StoreError> {
-    #[derive(Deserialize)]
-    struct Args {
-        name: Option<String>,
-        email: Option<String>,
-        phone: Option<String>,
-        interest: Option<String>,
-    }
-    let args: Args = match parse(arguments) {
-        Ok(a) => a,
-        Err(e) => return Ok(refused(call, e)),
-    };
     let clean = |v: Option<String>, max: usize| {
         v.map(|s| s.trim().chars().take(max).collect::<String>()).filter(|s: &String| !s.is_empty())
     };
@@ -253,21 +263,18 @@ pub fn normalise_phone(text: &str, default_country: Option<&str>) -> Option<Stri
     E164::parse(&e164).ok().map(|p| p.as_str().to_owned())
 }
 
+#[derive(Deserialize)]
+struct AvailabilityArgs {
+    date: Option<String>,
+    service: Option<String>,
+}
+
 async fn check_availability<S: AppointmentStore>(
     store: &S,
     scope: &Scope<'_>,
     call: &ToolCall,
-    arguments: Value,
+    args: AvailabilityArgs,
 ) -> Result<Outcome, StoreError> {
-    #[derive(Deserialize)]
-    struct Args {
-        date: Option<String>,
-        service: Option<String>,
-    }
-    let args: Args = match parse(arguments) {
-        Ok(a) => a,
-        Err(e) => return Ok(refused(call, e)),
-    };
     let calendar = scope.calendar();
     let service = match calendar.service(args.service.as_deref()) {
         Ok(s) => s,
@@ -298,22 +305,19 @@ async fn check_availability<S: AppointmentStore>(
     ))
 }
 
+#[derive(Deserialize)]
+struct BookArgs {
+    date: String,
+    time: String,
+    service: Option<String>,
+}
+
 async fn book<S: AppointmentStore>(
     store: &S,
     scope: &Scope<'_>,
     call: &ToolCall,
-    arguments: Value,
+    args: BookArgs,
 ) -> Result<Outcome, StoreError> {
-    #[derive(Deserialize)]
-    struct Args {
-        date: String,
-        time: String,
-        service: Option<String>,
-    }
-    let args: Args = match parse(arguments) {
-        Ok(a) => a,
-        Err(e) => return Ok(refused(call, e)),
-    };
     let calendar = scope.calendar();
     let opening = match calendar
         .service(args.service.as_deref())
@@ -361,20 +365,17 @@ async fn book<S: AppointmentStore>(
     }
 }
 
+#[derive(Deserialize)]
+struct CancelArgs {
+    appointment_id: Option<String>,
+}
+
 async fn cancel<S: AppointmentStore>(
     store: &S,
     scope: &Scope<'_>,
     call: &ToolCall,
-    arguments: Value,
+    args: CancelArgs,
 ) -> Result<Outcome, StoreError> {
-    #[derive(Deserialize)]
-    struct Args {
-        appointment_id: Option<String>,
-    }
-    let args: Args = match parse(arguments) {
-        Ok(a) => a,
-        Err(e) => return Ok(refused(call, e)),
-    };
     let now = scope.now_ms / 1000;
     let id = match args.appointment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(id) => match RecordId::parse(id) {
