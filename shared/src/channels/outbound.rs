@@ -245,6 +245,18 @@ pub(crate) fn transport_kind(err: &reqwest::Error) -> String {
     kind.to_owned()
 }
 
+/// Sends within the invocation's deadline: the status, `Retry-After`, and the answer when it is
+/// JSON of the expected shape (error pages may not be).
+async fn exchange<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, Option<u64>, Option<T>), SendError> {
+    let response =
+        within_deadline(request, REQUEST_TIMEOUT).send().await.map_err(|e| SendError::Transport(transport_kind(&e)))?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after_ms(response.headers());
+    Ok((status, retry_after, response.json().await.ok()))
+}
+
 /// `Retry-After` in whole seconds (the form both providers use).
 fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     let secs: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
@@ -275,13 +287,7 @@ impl HttpSender {
     async fn meta_post(&self, account: &MetaAccount, body: &Value) -> Result<(u16, Value), SendError> {
         let url = self.endpoints.meta_url(&[&account.phone_number_id, "messages"]);
         let request = self.http.post(url).bearer_auth(&account.access_token).json(body);
-        let response = within_deadline(request, REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| SendError::Transport(transport_kind(&e)))?;
-        let status = response.status().as_u16();
-        let retry_after = retry_after_ms(response.headers());
-        let answer: Option<Value> = response.json().await.ok();
+        let (status, retry_after, answer) = exchange::<Value>(request).await?;
         if (200..300).contains(&status) {
             return Ok((status, answer.unwrap_or(Value::Null)));
         }
@@ -313,13 +319,7 @@ impl HttpSender {
             .basic_auth(&account.account_sid, Some(&account.auth_token))
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form);
-        let response = within_deadline(request, REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| SendError::Transport(transport_kind(&e)))?;
-        let status = response.status().as_u16();
-        let retry_after = retry_after_ms(response.headers());
-        let answer: Option<TwilioAnswer> = response.json().await.ok();
+        let (status, retry_after, answer) = exchange::<TwilioAnswer>(request).await?;
         if (200..300).contains(&status) {
             let id = answer.and_then(|a| a.sid).and_then(|sid| ProviderMessageId::parse(&sid).ok());
             return id.ok_or(SendError::Unconfirmed { status });
