@@ -351,38 +351,20 @@ mod tests {
 
     use super::*;
 
-    const TOKEN: &str = "EAAG-secret-token";
     const JPEG: &[u8] = b"\xff\xd8\xff\xe0 pretend jpeg";
 
-    fn meta() -> Account {
-        Account::Meta(MetaAccount { phone_number_id: "1099".into(), access_token: TOKEN.into() })
-    }
-
-    fn twilio() -> Account {
-        Account::Twilio(TwilioAccount {
-            account_sid: "AC123".into(),
-            auth_token: "twilio-secret".into(),
-            from: "whatsapp:+14155550100".into(),
-        })
-    }
+    use crate::channels::outbound::testing::{TOKEN, meta, twilio};
 
     fn fetcher(server: &MockServer) -> MediaFetcher {
         MediaFetcher::new(Endpoints::new(&server.uri(), "v23.0", &server.uri()).unwrap()).unwrap()
     }
 
     fn meta_attachment(id: &str) -> Attachment {
-        Attachment { media_id: Some(id.into()), url: None, mime_type: None, sha256: None, filename: None, stored: None }
+        Attachment { media_id: Some(id.into()), ..Attachment::default() }
     }
 
     fn twilio_attachment(url: String) -> Attachment {
-        Attachment {
-            media_id: None,
-            url: Some(url),
-            mime_type: Some("image/png".into()),
-            sha256: None,
-            filename: None,
-            stored: None,
-        }
+        Attachment { url: Some(url), mime_type: Some("image/png".into()), ..Attachment::default() }
     }
 
     async fn serve_meta_media(server: &MockServer, id: &str, sha256: &str) {
@@ -549,8 +531,7 @@ mod tests {
         serve_meta_media(&server, "7003", &sha256_hex(JPEG)).await;
         let store = MemoryMediaStore::default();
         let tenant = TenantId::parse("acme-dental").unwrap();
-        let nothing =
-            Attachment { media_id: None, url: None, mime_type: None, sha256: None, filename: None, stored: None };
+        let nothing = Attachment::default();
         let attachments = [nothing, meta_attachment("7003")];
         let keys = copy_attachments(&fetcher(&server), &store, &meta(), &tenant, "c0ffee", &attachments).await.unwrap();
         assert_eq!(keys, vec![None, Some("acme-dental/media/c0ffee/1".to_owned())]);

@@ -1089,18 +1089,8 @@ mod tests {
         let w = worker(vec![says("should not be asked")], 0);
         let voice = inbound(&w, "wamid.1", "ignored").await;
         let key: InboundJob = serde_json::from_str(&voice).unwrap();
-        let media = |kind| Content::Media {
-            kind,
-            caption: None,
-            attachments: vec![crate::domain::Attachment {
-                media_id: None,
-                url: None,
-                mime_type: None,
-                sha256: None,
-                filename: None,
-                stored: None,
-            }],
-        };
+        let media =
+            |kind| Content::Media { kind, caption: None, attachments: vec![crate::domain::Attachment::default()] };
         w.log.set_content(&key.message_key, &media(crate::domain::MediaKind::Audio)).await.unwrap();
         let sticker = inbound(&w, "wamid.2", "ignored").await;
         let sticker_key: InboundJob = serde_json::from_str(&sticker).unwrap();

@@ -184,14 +184,7 @@ mod tests {
         let fetcher = MediaFetcher::new(endpoints).unwrap();
         let store = MemoryMediaStore::default();
         let tenant = TenantId::parse("acme").unwrap();
-        let attachment = Attachment {
-            media_id: Some("42".into()),
-            url: None,
-            mime_type: None,
-            sha256: None,
-            filename: None,
-            stored: None,
-        };
+        let attachment = Attachment { media_id: Some("42".into()), ..Attachment::default() };
         let keys = copy_attachments(&fetcher, &store, &account(), &tenant, "ref", &[attachment]).await.unwrap();
         assert_eq!(keys, [Some("acme/media/ref/0".to_owned())]);
         assert_eq!(store.get("acme/media/ref/0"), Some((Some("image/jpeg".into()), media_content("42"))));

@@ -545,14 +545,7 @@ mod tests {
         let caption = Content::Media {
             kind: MediaKind::Image,
             caption: Some("photo SECRET".into()),
-            attachments: vec![Attachment {
-                media_id: None,
-                url: None,
-                mime_type: None,
-                sha256: None,
-                filename: None,
-                stored: None,
-            }],
+            attachments: vec![Attachment::default()],
         };
         let history = [
             inbound(1, text("mail SECRET")),

@@ -504,6 +504,26 @@ pub async fn send_with_retries<S: ChannelSender>(
     RetryPolicy::default().send(sender, account, request).await
 }
 
+/// Accounts for the tests of what talks to the providers (sending, media).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Account, MetaAccount, TwilioAccount};
+
+    pub const TOKEN: &str = "EAAG-secret-token";
+
+    pub fn meta() -> Account {
+        Account::Meta(MetaAccount { phone_number_id: "1099".into(), access_token: TOKEN.into() })
+    }
+
+    pub fn twilio() -> Account {
+        Account::Twilio(TwilioAccount {
+            account_sid: "AC123".into(),
+            auth_token: "twilio-secret".into(),
+            from: "whatsapp:+14155550100".into(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -516,19 +536,8 @@ mod tests {
     use crate::invocation::Scope;
 
     const PHONE: &str = "+4915112345678";
-    const TOKEN: &str = "EAAG-secret-token";
 
-    fn meta() -> Account {
-        Account::Meta(MetaAccount { phone_number_id: "1099".into(), access_token: TOKEN.into() })
-    }
-
-    fn twilio() -> Account {
-        Account::Twilio(TwilioAccount {
-            account_sid: "AC123".into(),
-            auth_token: "twilio-secret".into(),
-            from: "whatsapp:+14155550100".into(),
-        })
-    }
+    use super::testing::{TOKEN, meta, twilio};
 
     fn sender(server: &MockServer) -> HttpSender {
         HttpSender::new(Endpoints::new(&server.uri(), "v23.0", &server.uri()).unwrap()).unwrap()

@@ -92,7 +92,7 @@ impl MediaKind {
 }
 
 /// Where the bytes of an attachment can be fetched: a Meta media id (valid 7 days) or a Twilio URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
     pub media_id: Option<String>,
     pub url: Option<String>,
