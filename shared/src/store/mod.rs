@@ -78,6 +78,34 @@ pub(crate) fn from_item<T: serde::de::DeserializeOwned>(what: &str, item: Item) 
     serde_dynamo::from_item(item).map_err(|e| StoreError::corrupt(what, e))
 }
 
+/// Every item of partition `pk` (or those whose sort key starts with `prefix`), page after page,
+/// read consistently; `projection` limits the attributes read.
+pub(crate) async fn query_partition(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    prefix: Option<&str>,
+    projection: Option<&str>,
+    what: &'static str,
+) -> Result<Vec<Item>, StoreError> {
+    let request = client.query().table_name(table).expression_attribute_values(":pk", s(pk));
+    let request = match prefix {
+        Some(prefix) => request
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":prefix", s(prefix)),
+        None => request.key_condition_expression("pk = :pk"),
+    };
+    request
+        .set_projection_expression(projection.map(str::to_owned))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| StoreError::aws(what, e))
+}
+
 /// Whether an SDK error is a failed condition (an expected outcome, not a failure).
 pub(crate) fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")

@@ -99,20 +99,8 @@ pub async fn knowledge_items(
     id: &TenantId,
     projection: Option<&str>,
 ) -> Result<Vec<crate::store::Item>, StoreError> {
-    client
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :t AND begins_with(sk, :kb)")
-        .expression_attribute_values(":t", s(id.as_str()))
-        .expression_attribute_values(":kb", s(keys::KB_PREFIX))
-        .set_projection_expression(projection.map(str::to_owned))
-        .consistent_read(true)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
+    crate::store::query_partition(client, table, id.as_str(), Some(keys::KB_PREFIX), projection, "Query knowledge")
         .await
-        .map_err(|e| StoreError::aws("Query knowledge", e))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,21 +32,7 @@ impl DynamoContacts {
 
     /// Every item of a partition, or those whose sort key starts with `prefix`.
     async fn query_prefix(&self, pk: &str, prefix: Option<&str>, what: &'static str) -> Result<Vec<Item>, StoreError> {
-        let request = self.client.query().table_name(&self.table).expression_attribute_values(":pk", s(pk));
-        let request = match prefix {
-            Some(prefix) => request
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":prefix", s(prefix)),
-            None => request.key_condition_expression("pk = :pk"),
-        };
-        request
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| StoreError::aws(what, e))
+        crate::store::query_partition(&self.client, &self.table, pk, prefix, None, what).await
     }
 
     /// Up to `limit` items of one `byTime` partition, latest first (page after page).
