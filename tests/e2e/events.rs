@@ -4,6 +4,7 @@ use concierge_e2e::*;
 fn function_of(file: &str) -> &'static str {
     match file {
         f if f.starts_with("meta-") || f.starts_with("twilio-") => "WebhookIngestFunction",
+        f if f.starts_with("schedule-purge") => "RetentionPurgeFunction",
         f if f.starts_with("schedule") => "InboundSweeperFunction",
         f if f.starts_with("sqs-inbound") => "ReplyWorkerFunction",
         other => panic!("events/{other}: no function is known for it; add it here"),
@@ -37,7 +38,13 @@ async fn every_event_file_is_accepted_by_its_function() {
             assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered", "{name}");
             assert!(t.outbox().is_empty(), "no free text outside the window");
         }
-        if name.starts_with("schedule") {
+        if name.starts_with("schedule-purge") {
+            // A run for every tenant, each recorded in its audit trail.
+            let tenants = result["tenants"].as_array().unwrap();
+            assert!(tenants.len() >= 2 && tenants.iter().all(|r| r["complete"] == true), "{name}: {result}");
+            let audited = t.scan("AuditTable").await;
+            assert!(audited.iter().any(|i| i["action"].as_s().unwrap() == "purge_run"), "{name}");
+        } else if name.starts_with("schedule") {
             assert!(result["tenants"].as_u64().unwrap() >= 2, "{name}: {result}");
         }
     }

@@ -23,6 +23,8 @@ fn grants(t: &TestStack, logical_id: &str) -> Vec<(String, String)> {
             Intrinsic::GetAtt(r, "Arn") => match template["Resources"][r]["Type"].as_str() {
                 Some("AWS::DynamoDB::Table") => vec![format!("table/{}", provisioned.reference(r).unwrap())],
                 Some("AWS::SQS::Queue") => vec![format!("queue/{}", provisioned.reference(r).unwrap())],
+                // Bucket-level actions (listing) on the bucket itself.
+                Some("AWS::S3::Bucket") => vec![format!("bucket/{}", provisioned.reference(r).unwrap())],
                 _ => vec![format!("other/{r}")],
             },
             Intrinsic::Sub(s) => match s.split_once(".Arn}/index/") {
@@ -81,6 +83,9 @@ fn actions(operation: &str) -> Vec<String> {
     let names: Vec<&str> = match name {
         "SendMessageBatch" => vec!["SendMessage"],
         "DeleteMessageBatch" => vec!["DeleteMessage"],
+        "DeleteObjects" => vec!["DeleteObject"],
+        "ListObjectsV2" => vec!["ListBucket"],
+        "ListObjectVersions" => vec!["ListBucketVersions"],
         other => vec![other],
     };
     names.into_iter().map(|n| format!("{prefix}:{n}")).collect()

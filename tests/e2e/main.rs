@@ -1,5 +1,6 @@
 //! End-to-end: real handlers, real SDK clients, the emulator. One binary, one stack per test.
 
+mod audit;
 mod budget;
 mod config;
 mod events;
@@ -11,6 +12,7 @@ mod local_runner;
 mod logs;
 mod meta;
 mod model;
+mod purge;
 mod reply;
 mod sweeper;
 mod twilio;

@@ -6,6 +6,7 @@
 
 pub mod model;
 pub mod proxy;
+pub mod seed;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -266,6 +267,30 @@ impl TestStack {
 
     pub fn worker(&self) -> &Arc<LocalFunction> {
         self.function("ReplyWorkerFunction")
+    }
+
+    /// The emulator's S3, straight (not through a fault proxy).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = sdk_config(emulator_endpoint()).await;
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
+    }
+
+    pub fn bucket(&self, logical_id: &str) -> String {
+        self.stack.provisioned.reference(logical_id).expect("bucket").to_owned()
+    }
+
+    /// Every object key of a bucket.
+    pub async fn objects(&self, logical_id: &str) -> Vec<String> {
+        let pages: Vec<_> = self
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(self.bucket(logical_id))
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        pages.into_iter().flat_map(|p| p.expect("list").contents.unwrap_or_default()).filter_map(|o| o.key).collect()
     }
 
     pub fn table(&self, logical_id: &str) -> String {

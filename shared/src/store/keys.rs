@@ -124,6 +124,13 @@ pub const CONVERSATION_SK_PREFIX: &str = "CONV#";
 pub const CONSENT_SK_PREFIX: &str = "CONSENT#";
 pub const LEAD_SK_PREFIX: &str = "LEAD#";
 pub const APPOINTMENT_SK_PREFIX: &str = "APPT#";
+/// A subject export of the contact (`EXPORT#<request id>`): how an erasure finds earlier exports.
+pub const EXPORT_SK_PREFIX: &str = "EXPORT#";
+
+/// The objects of one subject export in the data bucket.
+pub fn export_prefix(tenant: &TenantId, request: &str) -> String {
+    concat(&[tenant.as_str(), "/exports/", request, "/"])
+}
 
 pub fn conversation_item_sk(channel: Channel) -> String {
     concat(&[CONVERSATION_SK_PREFIX, channel.as_str()])
@@ -188,6 +195,14 @@ pub const KB_PREFIX: &str = "KB#";
 /// GSI `tenants` of TenantsTable: every profile under this one partition, so platform jobs list
 /// tenants with a Query. Written only when a tenant's settings change.
 pub const TENANT_LIST_PK: &str = "TENANTS";
+
+/// Where the retention purge stands for one category of a tenant (`TenantsTable`, under the
+/// tenant's partition).
+pub const PURGE_CURSOR_PREFIX: &str = "PURGE#";
+
+pub fn purge_cursor_sk(category: Category) -> String {
+    concat(&[PURGE_CURSOR_PREFIX, category.as_str()])
+}
 
 pub fn knowledge_sk(index: usize) -> String {
     format!("{KB_PREFIX}{index:04}")

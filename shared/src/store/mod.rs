@@ -3,6 +3,7 @@
 //! attribute names; every key format is in `keys`.
 
 pub mod audit;
+pub mod batch;
 #[doc(hidden)]
 pub mod conformance;
 pub mod contacts;

@@ -43,6 +43,9 @@ pub struct ProfileItem {
     #[serde(default)]
     pub knowledge_version: Option<String>,
     pub updated_at: i64,
+    /// When the tenant was first loaded (unix seconds): where the retention purge starts.
+    #[serde(default)]
+    pub created_at: Option<i64>,
 }
 
 impl ProfileItem {
