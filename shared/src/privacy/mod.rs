@@ -1,6 +1,7 @@
 //! Data-protection building blocks.
 
 pub mod pseudonym;
+pub mod requests;
 pub mod retention;
 
 pub use pseudonym::Pseudonymizer;
