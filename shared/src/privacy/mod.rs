@@ -1,6 +1,7 @@
 //! Data-protection building blocks.
 
 pub mod pseudonym;
+pub mod queue;
 pub mod requests;
 pub mod retention;
 
