@@ -13,5 +13,6 @@ mod meta;
 mod model;
 mod reply;
 mod requests;
+mod shopify;
 mod sweeper;
 mod twilio;
