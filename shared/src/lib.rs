@@ -17,6 +17,7 @@ pub mod privacy;
 pub mod purge;
 pub mod queue;
 pub mod reply;
+pub mod shopify;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

@@ -14,5 +14,7 @@ mod meta;
 mod model;
 mod purge;
 mod reply;
+mod requests;
+mod shopify;
 mod sweeper;
 mod twilio;

@@ -5,7 +5,7 @@
 use concierge::function::FunctionEntry;
 
 pub const FUNCTIONS: &[FunctionEntry] =
-    &[webhook_ingest::FUNCTION, inbound_sweeper::FUNCTION, reply_worker::FUNCTION, retention_purge::FUNCTION];
+    &[webhook_ingest::FUNCTION, inbound_sweeper::FUNCTION, reply_worker::FUNCTION, retention_purge::FUNCTION, shopify_gdpr::FUNCTION];
 
 pub fn entry(binary: &str) -> Option<FunctionEntry> {
     FUNCTIONS.iter().find(|f| f.binary == binary).copied()
