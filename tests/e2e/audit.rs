@@ -41,8 +41,12 @@ async fn purge_at(t: &TestStack, at: i64) {
 }
 
 async fn entries(t: &TestStack, tenant: &str) -> Vec<Item> {
-    let mut items: Vec<Item> =
-        t.scan("AuditTable").await.into_iter().filter(|i| i["pk"].as_s().unwrap() == &format!("{tenant}#AUDIT")).collect();
+    let mut items: Vec<Item> = t
+        .scan("AuditTable")
+        .await
+        .into_iter()
+        .filter(|i| i["pk"].as_s().unwrap() == &format!("{tenant}#AUDIT"))
+        .collect();
     items.sort_by_key(|i| i["seq"].as_n().unwrap().parse::<u64>().unwrap());
     items
 }
@@ -160,7 +164,8 @@ async fn anchors_cannot_be_deleted_or_hidden() {
     let bucket = t.bucket("AuditAnchorBucket");
     let versions = s3.list_object_versions().bucket(&bucket).send().await.unwrap();
     let v = &versions.versions()[0];
-    let deleted = s3.delete_object().bucket(&bucket).key(v.key().unwrap()).version_id(v.version_id().unwrap()).send().await;
+    let deleted =
+        s3.delete_object().bucket(&bucket).key(v.key().unwrap()).version_id(v.version_id().unwrap()).send().await;
     assert!(deleted.is_err(), "compliance mode refuses the delete");
     // A plain DELETE only adds a delete marker; the verifier still sees the anchor.
     s3.delete_object().bucket(&bucket).key(v.key().unwrap()).send().await.unwrap();

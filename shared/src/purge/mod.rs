@@ -168,11 +168,13 @@ impl Purger {
         let mut failure = None;
         for category in Category::ALL.into_iter().filter(|c| !tables(*c).is_empty()) {
             let days = profile.retention.days(category);
-            let (plan, mut cur) = plan::plan(cursors.remove(&category), first_day, days, now_secs);
-            let before = cur;
+            let stored = cursors.remove(&category);
+            let (plan, mut cur) = plan::plan(stored, first_day, days, now_secs);
             let outcome =
                 self.category(tenant, category, &plan, &mut cur, now_secs, options.dry_run, budget, run).await;
-            if !options.dry_run && cur != before {
+            // A first cursor is written even when nothing moved: it remembers the setting the
+            // TTL stamps assume, so a later lengthening is noticed.
+            if !options.dry_run && stored != Some(cur) {
                 cursor::write(client, &self.tenants_table, tenant, category, &cur).await?;
             }
             match outcome {
