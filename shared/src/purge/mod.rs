@@ -1,10 +1,11 @@
 //! The retention purge: for every tenant and retention category, deletes what is past the
-//! tenant's *current* setting, through the day buckets of the sparse `expiry` index (never a
-//! Scan), so its cost follows what expired plus a constant per tenant, category and day.
+//! tenant's *current* setting, through the month buckets of the sparse `expiry` index, sorted by
+//! when each item's retention clock started (never a Scan), so its cost follows what expired plus
+//! a constant per tenant, category and month read.
 //!
 //! A run stops cleanly before its deadline (or after a given number of delete batches) and the
-//! next run goes on from the cursors: deletes are idempotent and a cursor only moves past a day
-//! once every item of that day is gone, so a run interrupted anywhere, then run again, ends in
+//! next run goes on from the cursors: deletes are idempotent and a cursor only moves past a month
+//! once every item of that month is gone, so a run interrupted anywhere, then run again, ends in
 //! the state of an uninterrupted one.
 //!
 //! Each tenant's run ends with a `PurgeRun` audit entry (counts per category) and an anchor of
@@ -22,10 +23,11 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
-use self::index::{ExpiryIndex, Removed, Table};
-use self::plan::{Cursor, Day, day_of};
+use self::index::{ExpiryIndex, Removed, Starts, Table};
+use self::plan::{Cursor, Month};
+use crate::clock::utc_month;
 use crate::domain::{Anchor, AuditAction, AuditEntry, TenantId};
-use crate::privacy::retention::{Category, DAY, RetentionDays, audit_ttl};
+use crate::privacy::retention::{Category, RetentionDays, audit_ttl};
 use crate::store::audit::{AnchorStore, AuditLog, DynamoAuditLog};
 use crate::store::{StoreError, keys};
 use crate::tenants::records::{self, ProfileItem};
@@ -162,14 +164,14 @@ impl Purger {
             return Ok(true);
         };
         let now_secs = options.now_ms.div_euclid(1000);
-        let first_day = day_of(profile.created_at.unwrap_or(profile.updated_at));
+        let first_month = utc_month(profile.created_at.unwrap_or(profile.updated_at));
         let mut cursors = cursor::read_all(client, &self.tenants_table, tenant).await?;
         let mut complete = true;
         let mut failure = None;
         for category in Category::ALL.into_iter().filter(|c| !tables(*c).is_empty()) {
             let days = profile.retention.days(category);
             let stored = cursors.remove(&category);
-            let (plan, mut cur) = plan::plan(stored, first_day, days, now_secs);
+            let (plan, mut cur) = plan::plan(stored, first_month, days, now_secs);
             let outcome =
                 self.category(tenant, category, &plan, &mut cur, now_secs, options.dry_run, budget, run).await;
             // A first cursor is written even when nothing moved: it remembers the setting the
@@ -214,46 +216,45 @@ impl Purger {
         budget: &Budget,
         run: &mut TenantPurge,
     ) -> Result<bool, StoreError> {
-        for day in plan.purge.clone().into_iter().flatten() {
-            let (removed, done) = self.day(tenant, category, day, Work::Delete { dry_run }, budget).await?;
+        for month in plan.purge.clone().into_iter().flatten() {
+            let work = Work::Delete { dry_run, starts: Starts::AtMost(plan.cutoff) };
+            let (removed, done) = self.month(tenant, category, month, work, budget).await?;
             add(&mut run.counts, category.as_str(), removed.items);
             add(&mut run.counts, "objects", removed.objects);
             if !done {
                 return Ok(false);
             }
-            cursor.purged_through(day);
+            cursor.purged_through(month, plan.cutoff);
         }
         if dry_run {
             return Ok(true);
         }
-        let today = day_of(now_secs);
-        for day in plan.restamp.clone().into_iter().flatten() {
-            let ttl = plan::ttl_for(day, plan.restamp_to);
-            let (removed, done) = self.day(tenant, category, day, Work::Restamp { ttl }, budget).await?;
+        for month in plan.restamp.clone().into_iter().flatten() {
+            let work = Work::Restamp { starts: Starts::After(plan.cutoff), to_days: plan.restamp_to };
+            let (removed, done) = self.month(tenant, category, month, work, budget).await?;
             add(&mut run.counts, "restamped", removed.items);
             if !done {
                 return Ok(false);
             }
-            cursor.restamped_through(day, today);
+            cursor.restamped_through(month, now_secs);
         }
         Ok(true)
     }
 
-    /// One day of one category: every table and shard (shards at once). `done`: nothing left.
-    async fn day(
+    /// One month of one category: every table and shard (shards at once). `done`: nothing left.
+    async fn month(
         &self,
         tenant: &TenantId,
         category: Category,
-        day: Day,
+        month: Month,
         work: Work,
         budget: &Budget,
     ) -> Result<(Removed, bool), StoreError> {
-        let date = crate::clock::utc_day(day * DAY);
         let mut total = Removed::default();
         let mut done = true;
         for table in tables(category) {
             let shards = (0..keys::SHARDS).map(|shard| {
-                let bucket = keys::expiry_bucket(tenant, category, &date, shard);
+                let bucket = keys::expiry_bucket(tenant, category, month, shard);
                 async move { self.bucket(tenant, *table, &bucket, work, budget).await }
             });
             for result in futures::future::join_all(shards).await {
@@ -278,7 +279,10 @@ impl Purger {
         let mut total = Removed::default();
         let mut start = None;
         loop {
-            let (items, next) = self.index.page(table, bucket, start).await?;
+            let starts = match work {
+                Work::Delete { starts, .. } | Work::Restamp { starts, .. } => starts,
+            };
+            let (items, next) = self.index.page(table, bucket, starts, start).await?;
             let mut items = items.into_iter().peekable();
             while items.peek().is_some() {
                 if !budget.take() {
@@ -286,16 +290,16 @@ impl Purger {
                 }
                 let batch: Vec<_> = items.by_ref().take(BATCH).collect();
                 match work {
-                    Work::Delete { dry_run: true } => {
+                    Work::Delete { dry_run: true, .. } => {
                         total.items += batch.len() as u64;
                         total.objects += self.index.objects_of(tenant, table, &batch).await?.len() as u64;
                     }
-                    Work::Delete { dry_run: false } => {
+                    Work::Delete { dry_run: false, .. } => {
                         let removed = self.index.delete(tenant, table, bucket, batch).await?;
                         total.items += removed.items;
                         total.objects += removed.objects;
                     }
-                    Work::Restamp { ttl } => total.items += self.index.restamp(table, batch, ttl).await?,
+                    Work::Restamp { to_days, .. } => total.items += self.index.restamp(table, batch, to_days).await?,
                 }
             }
             match next {
@@ -317,7 +321,7 @@ impl Purger {
         run: &mut TenantPurge,
     ) -> Result<bool, StoreError> {
         let days = retention.days(Category::Audit);
-        let before_ms = (plan::last_expired_day(now_secs, days) + 1) * DAY * 1000;
+        let before_ms = plan::cutoff(now_secs, days) * 1000;
         loop {
             let old = self.audit.older_than(tenant, before_ms, AUDIT_PAGE).await?;
             if old.is_empty() {
@@ -365,8 +369,8 @@ impl Purger {
 
 #[derive(Debug, Clone, Copy)]
 enum Work {
-    Delete { dry_run: bool },
-    Restamp { ttl: i64 },
+    Delete { dry_run: bool, starts: Starts },
+    Restamp { starts: Starts, to_days: u32 },
 }
 
 #[cfg(test)]
