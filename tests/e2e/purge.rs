@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use concierge::aws::{AwsClients, RequestCounter};
 use concierge::function::schedule;
+use concierge::privacy::queue::SqsPrivacyQueue;
 use concierge::privacy::retention::{DAY, RetentionDays, TTL_GRACE_DAYS};
 use concierge::purge::index::ExpiryIndex;
 use concierge::purge::{PurgeOptions, PurgeReport, Purger};
 use concierge::store::audit::{AnchorStore, DynamoAuditLog};
+use concierge::store::requests::DynamoPrivacyRequests;
 use concierge::tenants::DynamoTenantCatalog;
 use concierge_e2e::*;
 use serde_json::Value;
@@ -63,6 +65,8 @@ fn purger(t: &TestStack) -> (Purger, RequestCounter) {
         catalog: DynamoTenantCatalog::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
         audit: DynamoAuditLog::new(aws.dynamodb.clone(), env["AUDIT_TABLE"].clone()),
         anchors: AnchorStore::new(aws.s3(), env["AUDIT_ANCHOR_BUCKET"].clone()),
+        requests: DynamoPrivacyRequests::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
+        queue: SqsPrivacyQueue::new(aws.sqs.clone(), env["PRIVACY_QUEUE_URL"].clone()),
     };
     (purger, counter)
 }
@@ -311,4 +315,33 @@ async fn a_dry_run_counts_what_would_go_and_changes_nothing() {
     let writes = ["BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem", "DeleteObjects", "PutObject"];
     let ops = counter.by_operation();
     assert!(ops.keys().all(|op| !writes.iter().any(|w| op.ends_with(&format!(":{w}")))), "{ops:?}");
+}
+
+#[tokio::test]
+async fn a_tenant_cancelled_30_days_ago_gets_its_wipe_requested_once() {
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    t.dynamodb
+        .update_item()
+        .table_name(t.table("TenantsTable"))
+        .key("pk", AttributeValue::S(TENANT_A.into()))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET suspended_at = :at")
+        .expression_attribute_values(":at", AttributeValue::N(t0.to_string()))
+        .send()
+        .await
+        .unwrap();
+    purge_at(&t, t0 + 29 * DAY).await;
+    assert!(t.privacy_requests(TENANT_A).await.is_empty(), "the data is kept for 30 days");
+
+    purge_at(&t, t0 + 31 * DAY).await;
+    purge_at(&t, t0 + 32 * DAY).await;
+    let requests = t.privacy_requests(TENANT_A).await;
+    assert_eq!(requests.len(), 1, "one wipe per cancellation");
+    assert_eq!(requests[0].kind, concierge::privacy::requests::RequestKind::Wipe);
+    assert_eq!(requests[0].state, concierge::privacy::requests::RequestState::Queued);
+    let jobs = t.privacy_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert!(jobs[0].contains(TENANT_A) && jobs[0].contains(requests[0].id.as_str()));
+    assert!(t.privacy_requests(TENANT_B).await.is_empty(), "B is not cancelled");
 }

@@ -16,6 +16,10 @@ pub const DAY: i64 = 86_400;
 /// retention, so the backstop never deletes earlier than the current setting.
 pub const TTL_GRACE_DAYS: i64 = 7;
 
+/// A cancelled tenant's data (a suspended one: Shopify `app/uninstalled`) is wiped this long after
+/// the cancellation, unless `shop/redact` comes first.
+pub const CANCELLED_TENANT_DAYS: i64 = 30;
+
 /// The longest retention a tenant may set.
 pub const MAX_RETENTION_DAYS: i64 = 3650;
 

@@ -26,9 +26,14 @@ use serde::Serialize;
 use self::index::{ExpiryIndex, Removed, Starts, Table};
 use self::plan::{Cursor, Month};
 use crate::clock::utc_month;
+use crate::domain::RecordId;
 use crate::domain::{Anchor, AuditAction, AuditEntry, TenantId};
-use crate::privacy::retention::{Category, RetentionDays, audit_ttl};
+use crate::privacy::intake;
+use crate::privacy::queue::SqsPrivacyQueue;
+use crate::privacy::requests::{PrivacyRequest, RequestKind, RequestSource};
+use crate::privacy::retention::{CANCELLED_TENANT_DAYS, Category, DAY, RetentionDays, audit_ttl};
 use crate::store::audit::{AnchorStore, AuditLog, DynamoAuditLog};
+use crate::store::requests::DynamoPrivacyRequests;
 use crate::store::{StoreError, keys};
 use crate::tenants::records::{self, ProfileItem};
 use crate::tenants::{DynamoTenantCatalog, TenantCatalog};
@@ -58,6 +63,9 @@ pub struct Purger {
     pub catalog: DynamoTenantCatalog,
     pub audit: DynamoAuditLog,
     pub anchors: AnchorStore,
+    /// Where the wipe of a tenant cancelled long enough ago is requested.
+    pub requests: DynamoPrivacyRequests,
+    pub queue: SqsPrivacyQueue,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +172,14 @@ impl Purger {
             return Ok(true);
         };
         let now_secs = options.now_ms.div_euclid(1000);
+        if let Some(since) = profile.suspended_at
+            && now_secs >= since + CANCELLED_TENANT_DAYS * DAY
+        {
+            if !options.dry_run {
+                self.request_wipe(tenant, since, options.now_ms).await?;
+            }
+            add(&mut run.counts, "wipe_requested", 1);
+        }
         let first_month = utc_month(profile.created_at.unwrap_or(profile.updated_at));
         let mut cursors = cursor::read_all(client, &self.tenants_table, tenant).await?;
         let mut complete = true;
@@ -343,6 +359,21 @@ impl Purger {
                 return Ok(true);
             }
         }
+    }
+
+    /// A tenant cancelled `CANCELLED_TENANT_DAYS` ago: its wipe, requested once per cancellation
+    /// (the request id names it), queued again by the next run if the queue refused it.
+    async fn request_wipe(&self, tenant: &TenantId, since: i64, now_ms: i64) -> Result<(), StoreError> {
+        let id = RecordId::parse(&format!("cancel-{since}")).map_err(|e| StoreError::corrupt("cancellation", e))?;
+        let source = RequestSource::Operator { actor: ACTOR.into() };
+        let record = PrivacyRequest::received(tenant.clone(), id, RequestKind::Wipe, source, now_ms, None);
+        let submitted = intake::submit(&self.requests, &self.queue, &record)
+            .await
+            .map_err(|e| StoreError::Aws { operation: "request wipe", message: e.to_string() })?;
+        if submitted.queued_now {
+            tracing::info!(tenant = %tenant, "cancelled tenant's wipe requested");
+        }
+        Ok(())
     }
 
     /// The run's audit entry, then an anchor of the chain's head.
