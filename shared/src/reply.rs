@@ -30,15 +30,16 @@ use crate::assistant::tools::{self, Effect};
 use crate::channels::outbound::{Account, ChannelSender, OutboundBody, OutboundRequest, SendError, send_with_retries};
 use crate::clock::Clock;
 use crate::domain::{
-    Channel, Consent, ConsentChange, ConsentSource, ContactId, Content, InboundMessage, Mode, OutboundMessage,
-    RecordId, TenantId,
+    AuditAction, AuditEntry, Channel, Consent, ConsentChange, ConsentSource, ContactId, Content, InboundMessage, Mode,
+    OutboundMessage, RecordId, TenantId,
 };
 use crate::invocation;
 use crate::media::{MediaFetcher, MediaStore, copy_attachments};
-use crate::privacy::retention::Category;
+use crate::privacy::retention::{Category, audit_ttl};
 use crate::privacy::{Expiry, Pseudonymizer};
 use crate::queue::InboundJob;
 use crate::store::StoreError;
+use crate::store::audit::AuditLog;
 use crate::store::contacts::{AppointmentStore, ContactState, ContactStore, InboundActivity, LeadStore};
 use crate::store::keys;
 use crate::store::messages::{Claim, ConversationEntry, ConversationLog, DeliveryLog, InboundLog, StoredInbound};
@@ -123,7 +124,7 @@ impl Phrases {
         "Sorry, I cannot answer that right now. A member of our team will get back to you here shortly.";
 }
 
-pub struct ReplyWorker<L, C, T, M, S, Md> {
+pub struct ReplyWorker<L, C, T, M, S, Md, A> {
     pub log: L,
     pub contacts: C,
     pub tenants: T,
@@ -139,7 +140,12 @@ pub struct ReplyWorker<L, C, T, M, S, Md> {
     /// Where Twilio reaches our webhooks (`PUBLIC_BASE_URL`): each Twilio send names its status
     /// callback there, so delivery statuses come back to the message. `None`: the account's own.
     pub public_base_url: Option<String>,
+    /// Where consent changes are audited.
+    pub audit: A,
 }
+
+/// Who the reply worker's audit entries name.
+pub const ACTOR: &str = "reply-worker";
 
 /// One claimed message of the burst being answered.
 struct Claimed {
@@ -147,7 +153,7 @@ struct Claimed {
     stored: StoredInbound,
 }
 
-impl<L, C, T, M, S, Md> ReplyWorker<L, C, T, M, S, Md>
+impl<L, C, T, M, S, Md, A> ReplyWorker<L, C, T, M, S, Md, A>
 where
     L: InboundLog + DeliveryLog + ConversationLog,
     C: ContactStore + LeadStore + AppointmentStore,
@@ -155,6 +161,7 @@ where
     M: ChatModel,
     S: ChannelSender,
     Md: MediaStore,
+    A: AuditLog,
 {
     /// Handles one queue job (its JSON body).
     pub async fn handle(&self, body: &str) -> Result<Outcome, ReplyError> {
@@ -366,12 +373,14 @@ where
             Some(Keyword::OptOut) if opted_out && !attempted => return Ok((Outcome::Silent, false)),
             Some(Keyword::OptOut) => {
                 if !opted_out {
+                    self.audit_consent(tenant, contact, Consent::OptedOut, at_ms).await?;
                     self.contacts.set_consent(&tenant.id, contact, consent(Consent::OptedOut), &expiry).await?;
                 }
                 Reply::fixed(Phrases::OPTED_OUT, Purpose::ConsentConfirmation)
             }
             Some(Keyword::OptIn) => {
                 if opted_out {
+                    self.audit_consent(tenant, contact, Consent::OptedIn, at_ms).await?;
                     self.contacts.set_consent(&tenant.id, contact, consent(Consent::OptedIn), &expiry).await?;
                 }
                 Reply::fixed(Phrases::OPTED_IN, Purpose::ConsentConfirmation)
@@ -440,6 +449,25 @@ where
             }
             _ => false,
         }))
+    }
+
+    /// A consent change, audited *before* it is recorded: a crash in between repeats the entry
+    /// on the retry rather than losing it.
+    async fn audit_consent(
+        &self,
+        tenant: &Tenant,
+        contact: &ContactId,
+        to: Consent,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let entry = AuditEntry {
+            at_ms,
+            action: AuditAction::ConsentChange,
+            actor: ACTOR.into(),
+            subject: Some(self.pseudonyms.contact(&tenant.id, contact)),
+            counts: std::collections::BTreeMap::from([(to.as_str().to_owned(), 1)]),
+        };
+        self.audit.append(&tenant.id, entry, audit_ttl(at_ms.div_euclid(1000))).await.map(|_| ())
     }
 
     async fn hand_off(
@@ -722,6 +750,7 @@ mod tests {
     use crate::ingest::{self, Attempt};
     use crate::media::MemoryMediaStore;
     use crate::queue::InboundJob;
+    use crate::store::audit::MemoryAuditLog;
     use crate::store::contacts::MemoryContacts;
     use crate::store::messages::MemoryMessageLog;
     use crate::store::messages::faulty::Faulty;
@@ -816,7 +845,7 @@ mod tests {
     /// provider accepted a send).
     type Log = Faulty<MemoryMessageLog>;
 
-    type Worker = ReplyWorker<Log, MemoryContacts, Tenants, Model, Sender, MemoryMediaStore>;
+    type Worker = ReplyWorker<Log, MemoryContacts, Tenants, Model, Sender, MemoryMediaStore, MemoryAuditLog>;
 
     fn worker(script: Vec<Option<ChatResponse>>, quiet_window_ms: u32) -> Worker {
         let mut tenant = Tenant::new(TenantId::parse("acme").unwrap());
@@ -836,6 +865,7 @@ mod tests {
             clock: Arc::new(TokioClock::starting_at(T0_MS)),
             budget: Budget::default(),
             public_base_url: None,
+            audit: MemoryAuditLog::default(),
         }
     }
 
@@ -1054,6 +1084,32 @@ mod tests {
         let jana = ContactId::parse_key(JANA).unwrap();
         let history = w.contacts.consent_history(&w.tenants.0.id, &jana).await.unwrap();
         assert_eq!(history.len(), 1, "recorded once, after its confirmation went out");
+        let audited = w.audit.read(&w.tenants.0.id, 0, 10).await.unwrap();
+        assert_eq!(audited.len(), 1, "audited once across the retry");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_consent_change_is_audited_under_a_hashed_subject() {
+        let w = worker(vec![says("unused")], 0);
+        let stop = inbound(&w, "wamid.1", "STOP").await;
+        assert_eq!(w.handle(&stop).await.unwrap(), Outcome::Answered);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let again = inbound(&w, "wamid.2", "STOP").await;
+        assert_eq!(w.handle(&again).await.unwrap(), Outcome::Silent, "no change, no entry");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let start = inbound(&w, "wamid.3", "START").await;
+        assert_eq!(w.handle(&start).await.unwrap(), Outcome::Answered);
+
+        let audited = w.audit.read(&w.tenants.0.id, 0, 10).await.unwrap();
+        let changes: Vec<_> = audited.iter().map(|r| r.entry.counts.keys().cloned().collect::<Vec<_>>()).collect();
+        assert_eq!(changes, [["opted_out"], ["opted_in"]]);
+        let jana = ContactId::parse_key(JANA).unwrap();
+        for r in &audited {
+            assert_eq!(r.entry.action, AuditAction::ConsentChange);
+            assert_eq!(r.entry.actor, ACTOR);
+            assert_eq!(r.entry.subject.as_deref(), Some(w.pseudonyms.contact(&w.tenants.0.id, &jana).as_str()));
+            assert!(!r.entry.subject.as_deref().unwrap().contains(JANA), "hashed, never the number");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,12 +76,14 @@ async fn concurrent_appends_never_fork_the_chain() {
     let records: Vec<_> = futures::future::join_all(appends).await.into_iter().map(Result::unwrap).collect();
     let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     seqs.sort();
-    assert_eq!(seqs, (1..=12).collect::<Vec<_>>(), "each writer got its own place");
+    // After the loader's entry for the tenant's creation.
+    assert_eq!(seqs, (2..=13).collect::<Vec<_>>(), "each writer got its own place");
     let chain = read_chain(&log, &tenant).await.unwrap();
-    assert_eq!(concierge::domain::audit::verify(&chain, None), Ok(12));
+    assert_eq!(concierge::domain::audit::verify(&chain, None), Ok(13));
 }
 
-/// A tenant's trail with 5 entries, its head anchored by a purge run (the 6th entry).
+/// A tenant's trail: its creation by the tenants loader, 5 entries, and a purge run (the 7th)
+/// that anchors the head.
 async fn anchored_trail() -> (TestStack, TenantId) {
     let t = TestStack::spawn().await;
     let (log, _) = log_and_anchors(&t).await;
@@ -103,13 +105,14 @@ async fn verified(t: &TestStack, tenant: &TenantId) -> Result<u64, ChainBreak> {
 async fn a_purge_run_is_audited_and_anchors_the_head() {
     let (t, tenant) = anchored_trail().await;
     let items = entries(&t, TENANT_A).await;
-    assert_eq!(items.len(), 6);
-    assert_eq!(items[5]["action"].as_s().unwrap(), "purge_run");
-    assert_eq!(items[5]["actor"].as_s().unwrap(), "retention-purge");
-    assert_eq!(verified(&t, &tenant).await, Ok(6));
+    assert_eq!(items.len(), 7);
+    assert_eq!(items[0]["action"].as_s().unwrap(), "tenant_config_change", "the loader created the tenant");
+    assert_eq!(items[6]["action"].as_s().unwrap(), "purge_run");
+    assert_eq!(items[6]["actor"].as_s().unwrap(), "retention-purge");
+    assert_eq!(verified(&t, &tenant).await, Ok(7));
     let (_, anchors) = log_and_anchors(&t).await;
     let anchored = anchors.list(&tenant).await.unwrap();
-    assert_eq!(anchored.last().map(|a| a.seq), Some(6));
+    assert_eq!(anchored.last().map(|a| a.seq), Some(7));
 }
 
 #[tokio::test]
@@ -126,8 +129,8 @@ async fn changing_deleting_or_reordering_a_stored_entry_fails_verification_at_th
     delete(&t, &entries(&t, TENANT_A).await[1]).await;
     assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Sequence { seq: 3, expected: 2 }));
     let (t, tenant) = anchored_trail().await;
-    delete(&t, &entries(&t, TENANT_A).await[5]).await;
-    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Truncated { seq: 6 }));
+    delete(&t, &entries(&t, TENANT_A).await[6]).await;
+    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Truncated { seq: 7 }));
 
     // Reordered: entries 2 and 3 swap places (each keeps its own hashes).
     let (t, tenant) = anchored_trail().await;
@@ -149,12 +152,12 @@ async fn a_rewrite_of_the_whole_trail_disagrees_with_the_anchor() {
         delete(&t, &item).await;
     }
     let now = now_secs();
-    for n in 0..6 {
+    for n in 0..7 {
         log.append(&tenant, entry(now * 1000, n + 100), audit_ttl(now)).await.unwrap();
     }
     let chain = read_chain(&log, &tenant).await.unwrap();
-    assert_eq!(concierge::domain::audit::verify(&chain, None), Ok(6));
-    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Anchor { seq: 6 }));
+    assert_eq!(concierge::domain::audit::verify(&chain, None), Ok(7));
+    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Anchor { seq: 7 }));
 }
 
 #[tokio::test]
@@ -171,8 +174,8 @@ async fn anchors_cannot_be_deleted_or_hidden() {
     s3.delete_object().bucket(&bucket).key(v.key().unwrap()).send().await.unwrap();
     let (log, anchors) = log_and_anchors(&t).await;
     assert_eq!(anchors.list(&tenant).await.unwrap().len(), 1);
-    delete(&t, &entries(&t, TENANT_A).await[5]).await;
-    assert_eq!(verify_tenant(&log, &anchors, &tenant).await.unwrap(), Err(ChainBreak::Truncated { seq: 6 }));
+    delete(&t, &entries(&t, TENANT_A).await[6]).await;
+    assert_eq!(verify_tenant(&log, &anchors, &tenant).await.unwrap(), Err(ChainBreak::Truncated { seq: 7 }));
 }
 
 #[tokio::test]
@@ -190,9 +193,27 @@ async fn entries_past_the_audit_retention_are_trimmed_and_the_rest_still_verifie
     // The default audit retention is 365 days.
     purge_at(&t, t0 + 400 * DAY).await;
     let seqs: Vec<String> = entries(&t, TENANT_A).await.iter().map(|i| i["seq"].as_n().unwrap().clone()).collect();
-    assert_eq!(seqs, ["5", "6", "7"], "the four old entries went; the purge run's entry came");
+    assert_eq!(seqs, ["6", "7", "8"], "the tenant's creation and four old entries went; the purge run's came");
     assert_eq!(verified(&t, &tenant).await, Ok(3), "an anchor vouches for where the chain now starts");
     // Without that anchor, the same cut would be refused: remove the oldest kept entry too.
     delete(&t, &entries(&t, TENANT_A).await[0]).await;
-    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Unanchored { seq: 6 }));
+    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Unanchored { seq: 7 }));
+}
+
+#[tokio::test]
+async fn a_configuration_change_is_audited_and_an_unchanged_reload_is_not() {
+    let t = TestStack::spawn().await;
+    let path = concierge_local::repo_root().join("infra/local/tenants.example.json");
+    let mut file = concierge::tenants::TenantsFile::load(&path).unwrap();
+    t.stack.load_tenants_file(&file).await.unwrap();
+    assert_eq!(entries(&t, TENANT_A).await.len(), 1, "only the creation: nothing changed");
+    let a = file.tenants.iter_mut().find(|s| s.id.as_str() == TENANT_A).unwrap();
+    a.retention_days.messages = 90;
+    t.stack.load_tenants_file(&file).await.unwrap();
+    let items = entries(&t, TENANT_A).await;
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["action"].as_s().unwrap(), "tenant_config_change");
+    assert_eq!(items[1]["actor"].as_s().unwrap(), "tenants-loader");
+    assert_eq!(items[1]["counts"].as_m().unwrap().keys().collect::<Vec<_>>(), ["retention"]);
+    assert_eq!(entries(&t, TENANT_B).await.len(), 1, "B did not change");
 }

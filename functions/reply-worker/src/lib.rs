@@ -17,14 +17,22 @@ use concierge::function::{BoxFuture, Error, Event, Function, FunctionEntry, Setu
 use concierge::media::{MediaFetcher, S3MediaStore};
 use concierge::privacy::Pseudonymizer;
 use concierge::reply::ReplyWorker;
+use concierge::store::audit::DynamoAuditLog;
 use concierge::store::contacts::DynamoContacts;
 use concierge::store::messages::DynamoMessageLog;
 use concierge::tenants::DynamoTenantDirectory;
 use lambda_runtime::Context;
 use serde_json::Value;
 
-pub type Worker =
-    ReplyWorker<DynamoMessageLog, DynamoContacts, DynamoTenantDirectory, Retrying<AnyModel>, HttpSender, S3MediaStore>;
+pub type Worker = ReplyWorker<
+    DynamoMessageLog,
+    DynamoContacts,
+    DynamoTenantDirectory,
+    Retrying<AnyModel>,
+    HttpSender,
+    S3MediaStore,
+    DynamoAuditLog,
+>;
 
 /// How the template names this function's binary, and its composition root.
 pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "reply-worker", build: |setup| Box::pin(build(setup)) };
@@ -47,6 +55,7 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
     let worker: Worker = ReplyWorker {
         log: DynamoMessageLog::new(dynamodb.clone(), env.required("MESSAGES_TABLE")?, pseudonyms.clone()),
         contacts: DynamoContacts::new(dynamodb.clone(), env.required("CONTACTS_TABLE")?),
+        audit: DynamoAuditLog::new(dynamodb.clone(), env.required("AUDIT_TABLE")?),
         tenants: DynamoTenantDirectory::new(
             dynamodb,
             env.required("TENANTS_TABLE")?,

@@ -127,11 +127,13 @@ impl LocalStack {
 
     pub async fn load_tenants_file(&self, file: &TenantsFile) -> Result<usize> {
         let client = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let audit = concierge::store::audit::DynamoAuditLog::new(client.clone(), self.table("AuditTable")?.to_owned());
         let loader = TenantLoader {
             client: &client,
             tenants_table: self.table("TenantsTable")?,
             routes_table: self.table("RoutesTable")?,
             master_key: &self.master_key,
+            audit: &audit,
         };
         loader.load(file, self.clock.now()).await.context("loading tenants")
     }

@@ -7,8 +7,13 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 
 use super::file::{TenantSpec, TenantsFile};
 use super::records::{self, KnowledgeItem, MetaChannel, ProfileItem, RouteItem, TwilioChannel};
+use std::collections::BTreeMap;
+
 use crate::crypto::MasterKey;
 use crate::domain::TenantId;
+use crate::domain::{AuditAction, AuditEntry};
+use crate::privacy::retention::audit_ttl;
+use crate::store::audit::{AuditLog, DynamoAuditLog};
 use crate::store::{StoreError, keys, s, to_item};
 
 pub struct TenantLoader<'a> {
@@ -16,6 +21,28 @@ pub struct TenantLoader<'a> {
     pub tenants_table: &'a str,
     pub routes_table: &'a str,
     pub master_key: &'a MasterKey,
+    /// Where configuration changes are audited.
+    pub audit: &'a DynamoAuditLog,
+}
+
+pub const ACTOR: &str = "tenants-loader";
+
+/// What a load changes in a tenant's configuration (secrets are compared by where they lead, not
+/// by their sealed bytes, which differ at every seal): the counts of its audit entry.
+fn changes(previous: Option<&ProfileItem>, next: &ProfileItem) -> BTreeMap<String, u64> {
+    let Some(p) = previous else { return BTreeMap::from([("created".to_owned(), 1)]) };
+    let parts = [
+        ("name", p.name != next.name),
+        ("retention", p.retention != next.retention),
+        ("settings", p.settings != next.settings),
+        ("channels", p.routes() != next.routes() || twilio_account(p) != twilio_account(next)),
+        ("knowledge_base", p.knowledge_version != next.knowledge_version),
+    ];
+    parts.into_iter().filter(|(_, changed)| *changed).map(|(part, _)| (part.to_owned(), 1)).collect()
+}
+
+fn twilio_account(p: &ProfileItem) -> Option<(&str, &str)> {
+    p.twilio.as_ref().map(|t| (t.account_sid.as_str(), t.from.as_str()))
 }
 
 impl TenantLoader<'_> {
@@ -73,6 +100,19 @@ impl TenantLoader<'_> {
         // Documents before the profile that names their version: a reader that sees the new
         // version must find the new documents, or it would index old ones under the new name.
         self.replace_knowledge(spec).await?;
+        let changed = changes(previous.as_ref(), &profile);
+        if !changed.is_empty() {
+            // Before the write: a crash in between repeats the entry at the next load rather
+            // than losing it.
+            let entry = AuditEntry {
+                at_ms: now * 1000,
+                action: AuditAction::TenantConfigChange,
+                actor: ACTOR.into(),
+                subject: None,
+                counts: changed,
+            };
+            self.audit.append(id, entry, audit_ttl(now)).await?;
+        }
         let routes = profile.routes();
         for route in &routes {
             self.claim_route(route, id).await?;
