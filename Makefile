@@ -47,6 +47,7 @@ bench: venv ## Benchmarks: ingest CPU path, retrieval + prompt, answer latency t
 	cargo bench -p concierge --bench ingest
 	cargo bench -p concierge --bench assistant
 	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo bench -p concierge-e2e --bench answer
+	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo bench -p concierge-e2e --bench purge
 
 FUNCTIONS := webhook-ingest inbound-sweeper reply-worker retention-purge shopify-gdpr
 
