@@ -84,20 +84,28 @@ pub async fn file(stack: &Stack, out: Output, kind: RequestKind, args: &SubjectA
 
     let id = RecordId::generate();
     let subject = Subject { phone: Some(phone.as_str().to_owned()), ..Subject::default() };
-    let sealed = subject.seal(&key, &tenant, &id).await.map_err(|e| Failure::Usage(format!("sealing the subject: {e}")))?;
+    let sealed =
+        subject.seal(&key, &tenant, &id).await.map_err(|e| Failure::Usage(format!("sealing the subject: {e}")))?;
     let source = RequestSource::Operator { actor: ACTOR.into() };
     let record = PrivacyRequest::received(tenant.clone(), id.clone(), kind, source, SystemClock.now_ms(), Some(sealed));
     if let Created::Existing(_) = requests.create(&record).await? {
         return Err(Failure::Aws(format!("request id {id} was taken; run the command again")));
     }
     queue.send(&PrivacyJob { tenant: tenant.clone(), request: id.clone() }).await.map_err(|e| {
-        Failure::Aws(format!("request {id} recorded but not queued ({e}); it shows as `received` in `privacy requests`"))
+        Failure::Aws(format!(
+            "request {id} recorded but not queued ({e}); it shows as `received` in `privacy requests`"
+        ))
     })?;
     requests.mark_queued(&tenant, &id).await?;
 
     if !out.json {
         // The number is the operator's own input: echoed here, kept out of the JSON output.
-        println!("{} request {id} for {} at {tenant}: queued (due {})", kind.as_str(), phone.as_str(), output::time(record.due_at_ms));
+        println!(
+            "{} request {id} for {} at {tenant}: queued (due {})",
+            kind.as_str(),
+            phone.as_str(),
+            output::time(record.due_at_ms)
+        );
     }
     if !args.wait {
         let stored = requests.get(&tenant, &id).await?.unwrap_or(record);
@@ -128,7 +136,16 @@ async fn wait(
         if done || Instant::now() >= until {
             spinner.finish_and_clear();
             let v = view(&request, SystemClock.now_ms());
-            out.emit(|| if done { done_text(&v) } else { format!("request {id}: still {} after {}s", v.state, timeout.as_secs()) }, &v);
+            out.emit(
+                || {
+                    if done {
+                        done_text(&v)
+                    } else {
+                        format!("request {id}: still {} after {}s", v.state, timeout.as_secs())
+                    }
+                },
+                &v,
+            );
             return Ok(if done { Verdict::Yes } else { Verdict::No });
         }
         tokio::time::sleep(poll.min(until.saturating_duration_since(Instant::now()))).await;

@@ -34,7 +34,8 @@ struct Resource {
     local: fn(&str) -> String,
 }
 
-const TENANTS: Resource = Resource { flag: "--tenants-table", var: "TENANTS_TABLE", local: |p| format!("{p}-TenantsTable") };
+const TENANTS: Resource =
+    Resource { flag: "--tenants-table", var: "TENANTS_TABLE", local: |p| format!("{p}-TenantsTable") };
 const MESSAGES: Resource =
     Resource { flag: "--messages-table", var: "MESSAGES_TABLE", local: |p| format!("{p}-MessagesTable") };
 const CONTACTS: Resource =
@@ -108,7 +109,9 @@ impl Stack {
         let probe = self.aws.dynamodb.describe_table().table_name(&name).send().await;
         match probe {
             Ok(_) => Ok(name),
-            Err(e) => Err(probe_failed(format!("table {name}"), e, |e| e.is_resource_not_found_exception(), &self.hint(r))),
+            Err(e) => {
+                Err(probe_failed(format!("table {name}"), e, |e| e.is_resource_not_found_exception(), &self.hint(r)))
+            }
         }
     }
 

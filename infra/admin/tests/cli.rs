@@ -145,7 +145,11 @@ async fn audit_verify_passes_an_intact_chain_and_names_a_changed_or_deleted_entr
         .unwrap();
     let ran = run(admin(&t), &["audit", "verify", "--tenant", TENANT_A]).await;
     assert_eq!(ran.code, 1, "{}", ran.stdout);
-    assert!(ran.stdout.contains("BROKEN at entry 3") && ran.stdout.contains("does not match its hash"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("BROKEN at entry 3") && ran.stdout.contains("does not match its hash"),
+        "{}",
+        ran.stdout
+    );
     let broken = run(admin(&t), &["--json", "audit", "verify", "--tenant", TENANT_A]).await;
     assert_eq!(broken.code, 1);
     let broken = broken.json();
