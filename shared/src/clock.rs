@@ -83,6 +83,20 @@ pub fn utc_day(unix_secs: i64) -> String {
     ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string()
 }
 
+/// A month as a number (`year * 12 + month - 1`, UTC): what the expiry buckets are counted in.
+pub type Month = i64;
+
+pub fn utc_month(unix_secs: i64) -> Month {
+    let ts = jiff::Timestamp::from_second(unix_secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let date = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    i64::from(date.year()) * 12 + i64::from(date.month()) - 1
+}
+
+/// A month as `yyyy-mm`, for bucket keys.
+pub fn month_label(month: Month) -> String {
+    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
+}
+
 /// Parses an RFC 3339 timestamp (e.g. an EventBridge event's `time`) into unix milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond())
@@ -101,6 +115,9 @@ mod tests {
     fn days_and_timestamps_round_trip() {
         assert_eq!(utc_day(1_767_225_600), "2026-01-01");
         assert_eq!(utc_day(1_767_225_599), "2025-12-31");
+        assert_eq!(month_label(utc_month(1_767_225_600)), "2026-01");
+        assert_eq!(month_label(utc_month(1_767_225_599)), "2025-12");
+        assert_eq!(utc_month(1_767_225_600) - utc_month(1_767_225_599), 1);
         assert_eq!(parse_rfc3339_ms("2026-01-01T00:00:00Z"), Some(1_767_225_600_000));
         assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00Z");
         assert_eq!(parse_rfc3339_ms("yesterday"), None);

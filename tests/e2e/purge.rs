@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use concierge::aws::{AwsClients, RequestCounter};
 use concierge::function::schedule;
+use concierge::privacy::queue::SqsPrivacyQueue;
 use concierge::privacy::retention::{DAY, RetentionDays, TTL_GRACE_DAYS};
 use concierge::purge::index::ExpiryIndex;
 use concierge::purge::{PurgeOptions, PurgeReport, Purger};
 use concierge::store::audit::{AnchorStore, DynamoAuditLog};
+use concierge::store::requests::DynamoPrivacyRequests;
 use concierge::tenants::DynamoTenantCatalog;
 use concierge_e2e::*;
 use serde_json::Value;
@@ -63,6 +65,8 @@ fn purger(t: &TestStack) -> (Purger, RequestCounter) {
         catalog: DynamoTenantCatalog::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
         audit: DynamoAuditLog::new(aws.dynamodb.clone(), env["AUDIT_TABLE"].clone()),
         anchors: AnchorStore::new(aws.s3(), env["AUDIT_ANCHOR_BUCKET"].clone()),
+        requests: DynamoPrivacyRequests::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
+        queue: SqsPrivacyQueue::new(aws.sqs.clone(), env["PRIVACY_QUEUE_URL"].clone()),
     };
     (purger, counter)
 }
@@ -158,34 +162,49 @@ async fn a_lengthened_retention_keeps_the_data_and_moves_the_ttl_backstop_past_i
     assert_eq!(present(&t, &kept).await, 0, "and they go at the new retention");
 }
 
-/// E expired items among N live ones: the requests follow E, the tenants and the days, never N.
+/// E expired items among N live ones: the requests follow E, the tenants and the months, never
+/// N. Half the live items share the expired ones' month bucket (an hour younger than the
+/// cutoff): the bucket's sort key keeps them out of the purge's reads too.
 #[tokio::test]
 async fn the_cost_follows_what_expired_not_what_is_stored() {
     const EXPIRED: usize = 500;
     const LIVE: usize = 20_000;
     let t = TestStack::spawn().await;
     let t0 = now_secs();
-    let expired = seed::messages(&t, TENANT_A, &seed::contact(1), t0, EXPIRED, 0, &RetentionDays::default()).await;
-    seed::messages(&t, TENANT_A, &seed::contact(2), t0 + 200 * DAY, LIVE, 0, &RetentionDays::default()).await;
+    let default = RetentionDays::default();
+    let expired = seed::messages(&t, TENANT_A, &seed::contact(1), t0, EXPIRED, 0, &default).await;
+    let same_month = seed::messages(&t, TENANT_A, &seed::contact(2), t0 + 7_200, LIVE / 2, 0, &default).await;
+    seed::messages(&t, TENANT_A, &seed::contact(3), t0 + 200 * DAY, LIVE / 2, 0, &default).await;
 
     let requests = &t.function("RetentionPurgeFunction").requests;
-    let at = t0 + 731 * DAY;
+    let at = t0 + 730 * DAY + 3_600;
     purge_at(&t, at).await;
     assert_eq!(present(&t, &expired[..50]).await, 0);
+    assert_eq!(present(&t, &same_month[..50]).await, 50, "an hour younger than the cutoff: kept");
     let ops = requests.by_operation();
     assert_eq!(ops.get("DynamoDB:Scan"), None, "{ops:?}");
     assert_eq!(ops.get("DynamoDB:BatchWriteItem").copied().unwrap_or(0), expected_batches(&expired), "{ops:?}");
 
-    // The bound: per tenant a constant (profile, cursors, audit, anchor); per tenant and day one
-    // Query per table and shard of each category; per 25 expired items one batch (plus one
-    // partial batch per shard). N appears nowhere.
+    // The bound: per tenant a constant (profile, cursors, audit, anchor); per tenant, category
+    // table and month since the tenant's first one, one Query per shard; per 25 expired items
+    // one batch (plus one partial batch per shard). N appears nowhere.
+    let first = concierge::clock::utc_month(t0);
+    let mut queries = 0;
+    for tenant in [TENANT_A, TENANT_B] {
+        let id = concierge::domain::TenantId::parse(tenant).unwrap();
+        let profile = concierge::tenants::records::read_profile(&t.dynamodb, &t.table("TenantsTable"), &id).await;
+        let retention = profile.unwrap().unwrap().retention;
+        for c in concierge::privacy::retention::Category::ALL {
+            let cutoff = concierge::purge::plan::cutoff(at, retention.days(c));
+            let months = (concierge::clock::utc_month(cutoff) - first + 1).max(0) as u64;
+            queries += concierge::purge::tables(c).len() as u64 * u64::from(concierge::store::keys::SHARDS) * months;
+        }
+    }
     let tenants = 2;
-    let days = (concierge::purge::plan::last_expired_day(at, 730) - (t0 / DAY) + 1).max(1) as u64;
-    let queries_per_day = 7 * u64::from(concierge::store::keys::SHARDS);
-    let bound = 1 + tenants * 16 + tenants * days * queries_per_day + (EXPIRED as u64 / 25 + 8);
+    let bound = 1 + tenants * 16 + queries + (EXPIRED as u64 / 25 + 8);
     let total = requests.get();
     assert!(total <= bound, "{total} requests for {EXPIRED} expired among {LIVE} live > {bound}: {ops:?}");
-    eprintln!("purge of {EXPIRED} expired among {LIVE} live items: {total} requests {ops:?}");
+    eprintln!("purge of {EXPIRED} expired among {LIVE} live items: {total} requests (bound {bound}) {ops:?}");
 }
 
 /// One `BatchWriteItem` per 25 expired items of each shard's bucket.
@@ -296,4 +315,33 @@ async fn a_dry_run_counts_what_would_go_and_changes_nothing() {
     let writes = ["BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem", "DeleteObjects", "PutObject"];
     let ops = counter.by_operation();
     assert!(ops.keys().all(|op| !writes.iter().any(|w| op.ends_with(&format!(":{w}")))), "{ops:?}");
+}
+
+#[tokio::test]
+async fn a_tenant_cancelled_30_days_ago_gets_its_wipe_requested_once() {
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    t.dynamodb
+        .update_item()
+        .table_name(t.table("TenantsTable"))
+        .key("pk", AttributeValue::S(TENANT_A.into()))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET suspended_at = :at")
+        .expression_attribute_values(":at", AttributeValue::N(t0.to_string()))
+        .send()
+        .await
+        .unwrap();
+    purge_at(&t, t0 + 29 * DAY).await;
+    assert!(t.privacy_requests(TENANT_A).await.is_empty(), "the data is kept for 30 days");
+
+    purge_at(&t, t0 + 31 * DAY).await;
+    purge_at(&t, t0 + 32 * DAY).await;
+    let requests = t.privacy_requests(TENANT_A).await;
+    assert_eq!(requests.len(), 1, "one wipe per cancellation");
+    assert_eq!(requests[0].kind, concierge::privacy::requests::RequestKind::Wipe);
+    assert_eq!(requests[0].state, concierge::privacy::requests::RequestState::Queued);
+    let jobs = t.privacy_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert!(jobs[0].contains(TENANT_A) && jobs[0].contains(requests[0].id.as_str()));
+    assert!(t.privacy_requests(TENANT_B).await.is_empty(), "B is not cancelled");
 }

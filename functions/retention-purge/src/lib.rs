@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concierge::function::{self, BoxFuture, Error, Event, Function, FunctionEntry, Setup};
+use concierge::privacy::queue::SqsPrivacyQueue;
 use concierge::purge::index::ExpiryIndex;
 use concierge::purge::{PurgeOptions, Purger};
 use concierge::store::audit::{AnchorStore, DynamoAuditLog};
+use concierge::store::requests::DynamoPrivacyRequests;
 use concierge::tenants::DynamoTenantCatalog;
 use lambda_runtime::Context;
 use serde_json::Value;
@@ -37,8 +39,10 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
         },
         tenants_table: env.required("TENANTS_TABLE")?,
         catalog: DynamoTenantCatalog::new(dynamodb.clone(), env.required("TENANTS_TABLE")?),
-        audit: DynamoAuditLog::new(dynamodb, env.required("AUDIT_TABLE")?),
+        audit: DynamoAuditLog::new(dynamodb.clone(), env.required("AUDIT_TABLE")?),
         anchors: AnchorStore::new(s3, env.required("AUDIT_ANCHOR_BUCKET")?),
+        requests: DynamoPrivacyRequests::new(dynamodb.clone(), env.required("TENANTS_TABLE")?),
+        queue: SqsPrivacyQueue::new(setup.aws.sqs.clone(), env.required("PRIVACY_QUEUE_URL")?),
     };
     Ok(Arc::new(Handler(purger)))
 }

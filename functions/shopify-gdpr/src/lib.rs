@@ -16,14 +16,13 @@ use concierge::crypto::MasterKey;
 use concierge::function::{self, BoxFuture, Error, Event, Function, FunctionEntry, Setup};
 use concierge::invocation;
 use concierge::privacy::Pseudonymizer;
+use concierge::privacy::intake;
 use concierge::privacy::queue::{PrivacyQueue, SqsPrivacyQueue};
-use concierge::privacy::requests::{
-    PrivacyJob, PrivacyRequest, RequestKind, RequestSource, RequestState, Subject, shopify_request_id,
-};
+use concierge::privacy::requests::{PrivacyRequest, RequestKind, RequestSource, Subject, shopify_request_id};
 use concierge::shopify::{self, Headers, Topic, signature};
 use concierge::store::StoreError;
 use concierge::store::audit::DynamoAuditLog;
-use concierge::store::requests::{Created, DynamoPrivacyRequests, PrivacyRequests};
+use concierge::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
 use concierge::tenants::suspension::{DynamoSuspensions, Suspended, Suspensions};
 use concierge::tenants::{DynamoTenantDirectory, Tenant};
 use lambda_http::http::Method;
@@ -232,29 +231,21 @@ where
             topic: headers.topic.as_str().to_owned(),
         };
         let record = PrivacyRequest::received(tenant.id.clone(), id.clone(), kind, source, self.clock.now_ms(), sealed);
-        let (duplicate, to_queue) = match self.requests.create(&record).await {
-            Ok(Created::New) => (false, true),
-            // A redelivery: queued again only if no earlier delivery got that far.
-            Ok(Created::Existing(existing)) => (true, existing.state == RequestState::Received),
-            Err(e) => return failed("recording the request", &e),
-        };
-        if to_queue {
-            let job = PrivacyJob { tenant: tenant.id.clone(), request: id.clone() };
-            // A failed send leaves the record `received`: Shopify's retry queues it then.
-            if let Err(e) = self.queue.send(&job).await {
-                tracing::error!(tenant = %tenant.id, request = %id, error = %e, "queueing the privacy job failed; answering 500");
+        // A redelivery is queued again only if no earlier delivery got that far; a failed send
+        // leaves the record `received` for Shopify's retry.
+        let submitted = match intake::submit(&self.requests, &self.queue, &record).await {
+            Ok(submitted) => submitted,
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, request = %id, error = %e, "taking in the privacy request failed; answering 500");
                 return respond::error(500, "temporarily unavailable");
             }
-            if let Err(e) = self.requests.mark_queued(&tenant.id, &id).await {
-                return failed("marking the request queued", &e);
-            }
-        }
+        };
         tracing::info!(
             tenant = %tenant.id,
             request = %id,
             kind = kind.as_str(),
-            duplicate,
-            queued_now = to_queue,
+            duplicate = submitted.duplicate,
+            queued_now = submitted.queued_now,
             "privacy request recorded and queued"
         );
         respond::ok()

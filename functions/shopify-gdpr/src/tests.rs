@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use concierge::clock::ManualClock;
 use concierge::domain::{AuditAction, TenantId};
 use concierge::privacy::queue::MemoryPrivacyQueue;
+use concierge::privacy::requests::{PrivacyJob, RequestState};
 use concierge::store::audit::{AuditLog, MemoryAuditLog};
 use concierge::store::requests::MemoryPrivacyRequests;
 use concierge::tenants::suspension::MemorySuspensions;

@@ -1,5 +1,6 @@
 //! Data-protection building blocks.
 
+pub mod intake;
 pub mod pseudonym;
 pub mod queue;
 pub mod requests;

@@ -1,8 +1,8 @@
 //! How long each category of personal data is kept, per tenant (DESIGN.md defaults), and the
-//! stamps every item carries: a day bucket that the purge job queries, keyed by the day the
-//! item's retention clock *started* (so the tenant's current setting decides, whether it was
-//! shortened or lengthened after the item was written), and a DynamoDB TTL attribute as a lazy
-//! backstop, set a grace period past the retention at write time.
+//! stamps every item carries: a month bucket of the `expiry` index that the purge job queries,
+//! sorted by when the item's retention clock *started* (so the tenant's current setting decides,
+//! whether it was shortened or lengthened after the item was written), and a DynamoDB TTL
+//! attribute as a lazy backstop, set a grace period past the retention at write time.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,10 @@ pub const DAY: i64 = 86_400;
 /// deletes on time; the grace leaves it room to re-stamp items when a tenant lengthens a
 /// retention, so the backstop never deletes earlier than the current setting.
 pub const TTL_GRACE_DAYS: i64 = 7;
+
+/// A cancelled tenant's data (a suspended one: Shopify `app/uninstalled`) is wiped this long after
+/// the cancellation, unless `shop/redact` comes first.
+pub const CANCELLED_TENANT_DAYS: i64 = 30;
 
 /// The longest retention a tenant may set.
 pub const MAX_RETENTION_DAYS: i64 = 3650;
@@ -114,14 +118,16 @@ impl Category {
 pub struct Expiry {
     /// Unix seconds; the DynamoDB TTL attribute (backstop).
     pub ttl: i64,
-    /// `<tenant>#EXP#<category>#<start day>#` without its shard: the item's key picks the shard.
+    /// `<tenant>#EXP#<category>#<start month>#` without its shard: the item's key picks the shard.
     pub bucket_prefix: String,
+    /// Unix seconds: the `expiry` index's sort key (`exp_sk`).
+    pub start: i64,
 }
 
 impl Expiry {
     pub fn new(tenant: &TenantId, category: Category, start: i64, retention: &RetentionDays) -> Self {
         let days = i64::from(retention.days(category)) + TTL_GRACE_DAYS;
-        Self { ttl: start + days * DAY, bucket_prefix: keys::expiry_bucket_prefix(tenant, category, start) }
+        Self { ttl: start + days * DAY, bucket_prefix: keys::expiry_bucket_prefix(tenant, category, start), start }
     }
 
     /// The bucket of the item keyed `key`.
@@ -144,12 +150,13 @@ mod tests {
     }
 
     #[test]
-    fn the_bucket_is_the_start_day_and_the_ttl_leaves_a_grace() {
+    fn the_bucket_is_the_start_month_and_the_ttl_leaves_a_grace() {
         let t = TenantId::parse("acme").unwrap();
         // 2026-01-01T00:00:00Z
         let e = Expiry::new(&t, Category::Messages, 1_767_225_600, &RetentionDays::default());
         assert_eq!(e.ttl, 1_767_225_600 + (730 + TTL_GRACE_DAYS) * DAY);
-        assert!(e.bucket_prefix.starts_with("acme#EXP#messages#2026-01-01#"), "{}", e.bucket_prefix);
+        assert_eq!(e.bucket_prefix, "acme#EXP#messages#2026-01#");
+        assert_eq!(e.start, 1_767_225_600);
         let bucket = e.bucket("acme#MSG#meta#wamid.1");
         assert_eq!(bucket, e.bucket("acme#MSG#meta#wamid.1"), "the shard follows the key");
         assert!(bucket.len() == e.bucket_prefix.len() + 1);

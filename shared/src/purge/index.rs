@@ -4,6 +4,7 @@
 //! would leave them unreachable.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures::{StreamExt, TryStreamExt};
 
@@ -26,6 +27,15 @@ pub enum Table {
     /// or conversation moves to a later bucket when the customer writes again, so each delete
     /// is conditional on the item still being in the bucket the index showed.
     Contacts,
+}
+
+/// Which items of a bucket, by when their retention clock started (unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starts {
+    /// Past the retention: to delete.
+    AtMost(i64),
+    /// Still kept: to re-stamp.
+    After(i64),
 }
 
 /// What deleting one page of a bucket removed.
@@ -56,24 +66,31 @@ impl ExpiryIndex {
         }
     }
 
-    /// One page of a bucket's keys (from `start`), and where the next page starts.
+    /// One page of a bucket's keys (from `start`) whose clocks started in `starts`, and where
+    /// the next page starts.
     pub async fn page(
         &self,
         table: Table,
         bucket: &str,
+        starts: Starts,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
-        let out = self
+        let request = self
             .dynamodb
             .query()
             .table_name(self.table(table))
             .index_name(EXPIRY_INDEX)
-            .key_condition_expression("exp_pk = :b")
-            .expression_attribute_values(":b", s(bucket))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query expiry", e))?;
+            .expression_attribute_values(":b", s(bucket));
+        let request = match starts {
+            Starts::AtMost(cutoff) => request
+                .key_condition_expression("exp_pk = :b AND exp_sk <= :c")
+                .expression_attribute_values(":c", n(cutoff)),
+            Starts::After(cutoff) => request
+                .key_condition_expression("exp_pk = :b AND exp_sk > :c")
+                .expression_attribute_values(":c", n(cutoff)),
+        };
+        let out =
+            request.set_exclusive_start_key(start).send().await.map_err(|e| StoreError::aws("Query expiry", e))?;
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
 
@@ -150,8 +167,11 @@ impl ExpiryIndex {
                 crate::store::batch::delete_keys(&self.dynamodb, &self.messages_table, keys.collect()).await? as u64
             }
             Table::Contacts => {
-                let deletes: Vec<_> =
-                    items.iter().filter_map(base_key).map(|key| self.delete_if_in(key, bucket)).collect();
+                let deletes: Vec<_> = items
+                    .iter()
+                    .filter_map(|i| Some((base_key(i)?, i.get("exp_sk")?.clone())))
+                    .map(|(key, start)| self.delete_if_in(key, bucket, start))
+                    .collect();
                 futures::stream::iter(deletes)
                     .buffer_unordered(CONCURRENT_DELETES)
                     .try_fold(0, |n, gone| async move { Ok(n + u64::from(gone)) })
@@ -161,15 +181,17 @@ impl ExpiryIndex {
         Ok(Removed { items, objects })
     }
 
-    /// Deletes a ContactsTable item only if it is still in `bucket`.
-    async fn delete_if_in(&self, key: Item, bucket: &str) -> Result<bool, StoreError> {
+    /// Deletes a ContactsTable item only if its retention clock has not restarted since the
+    /// index showed it (same bucket, same start).
+    async fn delete_if_in(&self, key: Item, bucket: &str, start: AttributeValue) -> Result<bool, StoreError> {
         let result = self
             .dynamodb
             .delete_item()
             .table_name(&self.contacts_table)
             .set_key(Some(key))
-            .condition_expression("exp_pk = :b")
+            .condition_expression("exp_pk = :b AND exp_sk = :s")
             .expression_attribute_values(":b", s(bucket))
+            .expression_attribute_values(":s", start)
             .send()
             .await;
         match result {
@@ -179,18 +201,23 @@ impl ExpiryIndex {
         }
     }
 
-    /// Moves the TTL stamps of one page out to `ttl` (never earlier than they are).
-    pub async fn restamp(&self, table: Table, items: Vec<Item>, ttl: i64) -> Result<u64, StoreError> {
+    /// Moves the TTL stamps of one page out to `retention_days` past each item's start (never
+    /// earlier than they are).
+    pub async fn restamp(&self, table: Table, items: Vec<Item>, retention_days: u32) -> Result<u64, StoreError> {
         let name = self.table(table).to_owned();
-        let keys: Vec<Item> = match table {
-            Table::Messages => {
-                items.into_iter().filter_map(|i| Some(Item::from([("pk".into(), i.get("pk")?.clone())]))).collect()
-            }
-            Table::Contacts => items.iter().filter_map(base_key).collect(),
-        };
+        let keys: Vec<(Item, i64)> = items
+            .iter()
+            .filter_map(|i| {
+                let key = match table {
+                    Table::Messages => Item::from([("pk".into(), i.get("pk")?.clone())]),
+                    Table::Contacts => base_key(i)?,
+                };
+                Some((key, super::plan::ttl_for(get_n(i, "exp_sk")?, retention_days)))
+            })
+            .collect();
         let updates: Vec<_> = keys
             .into_iter()
-            .map(|key| {
+            .map(|(key, ttl)| {
                 let name = name.clone();
                 async move {
                     let result = self

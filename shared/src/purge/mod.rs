@@ -1,10 +1,11 @@
 //! The retention purge: for every tenant and retention category, deletes what is past the
-//! tenant's *current* setting, through the day buckets of the sparse `expiry` index (never a
-//! Scan), so its cost follows what expired plus a constant per tenant, category and day.
+//! tenant's *current* setting, through the month buckets of the sparse `expiry` index, sorted by
+//! when each item's retention clock started (never a Scan), so its cost follows what expired plus
+//! a constant per tenant, category and month read.
 //!
 //! A run stops cleanly before its deadline (or after a given number of delete batches) and the
-//! next run goes on from the cursors: deletes are idempotent and a cursor only moves past a day
-//! once every item of that day is gone, so a run interrupted anywhere, then run again, ends in
+//! next run goes on from the cursors: deletes are idempotent and a cursor only moves past a month
+//! once every item of that month is gone, so a run interrupted anywhere, then run again, ends in
 //! the state of an uninterrupted one.
 //!
 //! Each tenant's run ends with a `PurgeRun` audit entry (counts per category) and an anchor of
@@ -22,11 +23,17 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
-use self::index::{ExpiryIndex, Removed, Table};
-use self::plan::{Cursor, Day, day_of};
+use self::index::{ExpiryIndex, Removed, Starts, Table};
+use self::plan::{Cursor, Month};
+use crate::clock::utc_month;
+use crate::domain::RecordId;
 use crate::domain::{Anchor, AuditAction, AuditEntry, TenantId};
-use crate::privacy::retention::{Category, DAY, RetentionDays, audit_ttl};
+use crate::privacy::intake;
+use crate::privacy::queue::SqsPrivacyQueue;
+use crate::privacy::requests::{PrivacyRequest, RequestKind, RequestSource};
+use crate::privacy::retention::{CANCELLED_TENANT_DAYS, Category, DAY, RetentionDays, audit_ttl};
 use crate::store::audit::{AnchorStore, AuditLog, DynamoAuditLog};
+use crate::store::requests::DynamoPrivacyRequests;
 use crate::store::{StoreError, keys};
 use crate::tenants::records::{self, ProfileItem};
 use crate::tenants::{DynamoTenantCatalog, TenantCatalog};
@@ -56,6 +63,9 @@ pub struct Purger {
     pub catalog: DynamoTenantCatalog,
     pub audit: DynamoAuditLog,
     pub anchors: AnchorStore,
+    /// Where the wipe of a tenant cancelled long enough ago is requested.
+    pub requests: DynamoPrivacyRequests,
+    pub queue: SqsPrivacyQueue,
 }
 
 #[derive(Debug, Clone)]
@@ -162,14 +172,22 @@ impl Purger {
             return Ok(true);
         };
         let now_secs = options.now_ms.div_euclid(1000);
-        let first_day = day_of(profile.created_at.unwrap_or(profile.updated_at));
+        if let Some(since) = profile.suspended_at
+            && now_secs >= since + CANCELLED_TENANT_DAYS * DAY
+        {
+            if !options.dry_run {
+                self.request_wipe(tenant, since, options.now_ms).await?;
+            }
+            add(&mut run.counts, "wipe_requested", 1);
+        }
+        let first_month = utc_month(profile.created_at.unwrap_or(profile.updated_at));
         let mut cursors = cursor::read_all(client, &self.tenants_table, tenant).await?;
         let mut complete = true;
         let mut failure = None;
         for category in Category::ALL.into_iter().filter(|c| !tables(*c).is_empty()) {
             let days = profile.retention.days(category);
             let stored = cursors.remove(&category);
-            let (plan, mut cur) = plan::plan(stored, first_day, days, now_secs);
+            let (plan, mut cur) = plan::plan(stored, first_month, days, now_secs);
             let outcome =
                 self.category(tenant, category, &plan, &mut cur, now_secs, options.dry_run, budget, run).await;
             // A first cursor is written even when nothing moved: it remembers the setting the
@@ -214,46 +232,45 @@ impl Purger {
         budget: &Budget,
         run: &mut TenantPurge,
     ) -> Result<bool, StoreError> {
-        for day in plan.purge.clone().into_iter().flatten() {
-            let (removed, done) = self.day(tenant, category, day, Work::Delete { dry_run }, budget).await?;
+        for month in plan.purge.clone().into_iter().flatten() {
+            let work = Work::Delete { dry_run, starts: Starts::AtMost(plan.cutoff) };
+            let (removed, done) = self.month(tenant, category, month, work, budget).await?;
             add(&mut run.counts, category.as_str(), removed.items);
             add(&mut run.counts, "objects", removed.objects);
             if !done {
                 return Ok(false);
             }
-            cursor.purged_through(day);
+            cursor.purged_through(month, plan.cutoff);
         }
         if dry_run {
             return Ok(true);
         }
-        let today = day_of(now_secs);
-        for day in plan.restamp.clone().into_iter().flatten() {
-            let ttl = plan::ttl_for(day, plan.restamp_to);
-            let (removed, done) = self.day(tenant, category, day, Work::Restamp { ttl }, budget).await?;
+        for month in plan.restamp.clone().into_iter().flatten() {
+            let work = Work::Restamp { starts: Starts::After(plan.cutoff), to_days: plan.restamp_to };
+            let (removed, done) = self.month(tenant, category, month, work, budget).await?;
             add(&mut run.counts, "restamped", removed.items);
             if !done {
                 return Ok(false);
             }
-            cursor.restamped_through(day, today);
+            cursor.restamped_through(month, now_secs);
         }
         Ok(true)
     }
 
-    /// One day of one category: every table and shard (shards at once). `done`: nothing left.
-    async fn day(
+    /// One month of one category: every table and shard (shards at once). `done`: nothing left.
+    async fn month(
         &self,
         tenant: &TenantId,
         category: Category,
-        day: Day,
+        month: Month,
         work: Work,
         budget: &Budget,
     ) -> Result<(Removed, bool), StoreError> {
-        let date = crate::clock::utc_day(day * DAY);
         let mut total = Removed::default();
         let mut done = true;
         for table in tables(category) {
             let shards = (0..keys::SHARDS).map(|shard| {
-                let bucket = keys::expiry_bucket(tenant, category, &date, shard);
+                let bucket = keys::expiry_bucket(tenant, category, month, shard);
                 async move { self.bucket(tenant, *table, &bucket, work, budget).await }
             });
             for result in futures::future::join_all(shards).await {
@@ -278,7 +295,10 @@ impl Purger {
         let mut total = Removed::default();
         let mut start = None;
         loop {
-            let (items, next) = self.index.page(table, bucket, start).await?;
+            let starts = match work {
+                Work::Delete { starts, .. } | Work::Restamp { starts, .. } => starts,
+            };
+            let (items, next) = self.index.page(table, bucket, starts, start).await?;
             let mut items = items.into_iter().peekable();
             while items.peek().is_some() {
                 if !budget.take() {
@@ -286,16 +306,16 @@ impl Purger {
                 }
                 let batch: Vec<_> = items.by_ref().take(BATCH).collect();
                 match work {
-                    Work::Delete { dry_run: true } => {
+                    Work::Delete { dry_run: true, .. } => {
                         total.items += batch.len() as u64;
                         total.objects += self.index.objects_of(tenant, table, &batch).await?.len() as u64;
                     }
-                    Work::Delete { dry_run: false } => {
+                    Work::Delete { dry_run: false, .. } => {
                         let removed = self.index.delete(tenant, table, bucket, batch).await?;
                         total.items += removed.items;
                         total.objects += removed.objects;
                     }
-                    Work::Restamp { ttl } => total.items += self.index.restamp(table, batch, ttl).await?,
+                    Work::Restamp { to_days, .. } => total.items += self.index.restamp(table, batch, to_days).await?,
                 }
             }
             match next {
@@ -317,7 +337,7 @@ impl Purger {
         run: &mut TenantPurge,
     ) -> Result<bool, StoreError> {
         let days = retention.days(Category::Audit);
-        let before_ms = (plan::last_expired_day(now_secs, days) + 1) * DAY * 1000;
+        let before_ms = plan::cutoff(now_secs, days) * 1000;
         loop {
             let old = self.audit.older_than(tenant, before_ms, AUDIT_PAGE).await?;
             if old.is_empty() {
@@ -339,6 +359,21 @@ impl Purger {
                 return Ok(true);
             }
         }
+    }
+
+    /// A tenant cancelled `CANCELLED_TENANT_DAYS` ago: its wipe, requested once per cancellation
+    /// (the request id names it), queued again by the next run if the queue refused it.
+    async fn request_wipe(&self, tenant: &TenantId, since: i64, now_ms: i64) -> Result<(), StoreError> {
+        let id = RecordId::parse(&format!("cancel-{since}")).map_err(|e| StoreError::corrupt("cancellation", e))?;
+        let source = RequestSource::Operator { actor: ACTOR.into() };
+        let record = PrivacyRequest::received(tenant.clone(), id, RequestKind::Wipe, source, now_ms, None);
+        let submitted = intake::submit(&self.requests, &self.queue, &record)
+            .await
+            .map_err(|e| StoreError::Aws { operation: "request wipe", message: e.to_string() })?;
+        if submitted.queued_now {
+            tracing::info!(tenant = %tenant, "cancelled tenant's wipe requested");
+        }
+        Ok(())
     }
 
     /// The run's audit entry, then an anchor of the chain's head.
@@ -365,8 +400,8 @@ impl Purger {
 
 #[derive(Debug, Clone, Copy)]
 enum Work {
-    Delete { dry_run: bool },
-    Restamp { ttl: i64 },
+    Delete { dry_run: bool, starts: Starts },
+    Restamp { starts: Starts, to_days: u32 },
 }
 
 #[cfg(test)]

@@ -98,15 +98,19 @@ pub fn pending_sk(due_ms: i64) -> String {
 
 // ------------------------------------------------------------------ expiry buckets (all tables)
 
-/// GSI `expiry`: `<tenant>#EXP#<category>#<yyyy-mm-dd>#` + shard, the day the item's retention
-/// clock started.
+/// GSI `expiry` partition: `<tenant>#EXP#<category>#<yyyy-mm>#` + shard, the month the item's
+/// retention clock started; its sort key `exp_sk` is that start (unix seconds), so the purge
+/// reads exactly the items past the cutoff, and one Query per month and shard catches up on a
+/// long gap.
 pub fn expiry_bucket_prefix(tenant: &TenantId, category: Category, start_secs: i64) -> String {
-    concat(&[tenant.as_str(), "#EXP#", category.as_str(), "#", &crate::clock::utc_day(start_secs), "#"])
+    let month = crate::clock::month_label(crate::clock::utc_month(start_secs));
+    concat(&[tenant.as_str(), "#EXP#", category.as_str(), "#", &month, "#"])
 }
 
-/// One shard of one day's bucket (what the purge job queries).
-pub fn expiry_bucket(tenant: &TenantId, category: Category, day: &str, shard: u8) -> String {
-    let mut out = concat(&[tenant.as_str(), "#EXP#", category.as_str(), "#", day, "#"]);
+/// One shard of one month's bucket (what the purge job and the tenant wipe query).
+pub fn expiry_bucket(tenant: &TenantId, category: Category, month: crate::clock::Month, shard: u8) -> String {
+    let label = crate::clock::month_label(month);
+    let mut out = concat(&[tenant.as_str(), "#EXP#", category.as_str(), "#", &label, "#"]);
     out.push(char::from(b'0' + shard));
     out
 }
@@ -263,7 +267,9 @@ mod tests {
 
     #[test]
     fn day_and_hour_buckets() {
-        assert_eq!(expiry_bucket(&t("acme"), Category::Leads, "2026-01-01", 3), "acme#EXP#leads#2026-01-01#3");
+        let january = crate::clock::utc_month(1_767_225_600);
+        assert_eq!(expiry_bucket(&t("acme"), Category::Leads, january, 3), "acme#EXP#leads#2026-01#3");
+        assert_eq!(expiry_bucket_prefix(&t("acme"), Category::Leads, 1_767_225_600), "acme#EXP#leads#2026-01#");
         assert_eq!(utc_hour(1_767_229_200), "2026-01-01T01");
         assert_eq!(pending_pk(&t("acme"), 7), "acme#PEND#7");
         assert_eq!(knowledge_sk(3), "KB#0003");

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::directory::Tenant;
 use crate::domain::{AuditAction, AuditEntry, TenantId};
-use crate::privacy::retention::DAY;
+use crate::privacy::retention::audit_ttl;
 use crate::store::audit::AuditLog;
 use crate::store::{StoreError, condition_failed, get_n, keys, n, s};
 
@@ -45,11 +45,6 @@ pub fn audit_entry(now_ms: i64) -> AuditEntry {
         subject: None,
         counts: BTreeMap::new(),
     }
-}
-
-/// The audit entry's TTL backstop: the tenant's audit retention from now.
-fn audit_ttl(tenant: &Tenant, now_ms: i64) -> i64 {
-    now_ms / 1000 + i64::from(tenant.retention.audit) * DAY
 }
 
 /// Suspensions on `TenantsTable` profiles, audited through `AuditTable`.
@@ -90,7 +85,7 @@ impl<A: AuditLog> Suspensions for DynamoSuspensions<A> {
             Some(Some(since)) => return Ok(Suspended::Already(since)),
             Some(None) => {}
         }
-        self.audit.append(&tenant.id, audit_entry(now_ms), audit_ttl(tenant, now_ms)).await?;
+        self.audit.append(&tenant.id, audit_entry(now_ms), audit_ttl(now_ms.div_euclid(1000))).await?;
         let at = now_ms / 1000;
         let result = self
             .client
@@ -127,7 +122,7 @@ impl<A: AuditLog> Suspensions for MemorySuspensions<A> {
         if let Some(since) = self.suspended.lock().unwrap_or_else(|p| p.into_inner()).get(&tenant.id) {
             return Ok(Suspended::Already(*since));
         }
-        self.audit.append(&tenant.id, audit_entry(now_ms), audit_ttl(tenant, now_ms)).await?;
+        self.audit.append(&tenant.id, audit_entry(now_ms), audit_ttl(now_ms.div_euclid(1000))).await?;
         let mut suspended = self.suspended.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match suspended.get(&tenant.id) {
             Some(since) => Suspended::Already(*since),

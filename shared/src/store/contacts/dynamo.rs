@@ -113,6 +113,7 @@ struct ConsentItem {
     source: ConsentSource,
     expires_at: i64,
     exp_pk: String,
+    exp_sk: i64,
 }
 
 impl ContactStore for DynamoContacts {
@@ -179,16 +180,17 @@ impl ContactStore for DynamoContacts {
             .update(&pk, keys::CONTACT_SK)
             .update_expression(if a.profile_name.is_some() {
                 "SET contact = :c, first_seen = if_not_exists(first_seen, :at), last_inbound_at = :at, \
-                 consent = if_not_exists(consent, :in), expires_at = :ttl, exp_pk = :bucket, profile_name = :name"
+                 consent = if_not_exists(consent, :in), expires_at = :ttl, exp_pk = :bucket, exp_sk = :start, profile_name = :name"
             } else {
                 "SET contact = :c, first_seen = if_not_exists(first_seen, :at), last_inbound_at = :at, \
-                 consent = if_not_exists(consent, :in), expires_at = :ttl, exp_pk = :bucket"
+                 consent = if_not_exists(consent, :in), expires_at = :ttl, exp_pk = :bucket, exp_sk = :start"
             })
             .expression_attribute_values(":c", s(contact_key.as_str()))
             .expression_attribute_values(":at", n(a.at))
             .expression_attribute_values(":in", s(Consent::OptedIn.as_str()))
             .expression_attribute_values(":ttl", n(expiry.ttl))
             .expression_attribute_values(":bucket", s(expiry.bucket(&pk)))
+            .expression_attribute_values(":start", n(expiry.start))
             // Activity only moves forward (a message queued again late is older news): the
             // 24-hour window and the retention clock it restarts never go back.
             .condition_expression(NEWER_ACTIVITY);
@@ -201,7 +203,7 @@ impl ContactStore for DynamoContacts {
             // A message from the contact reopens the free-form window.
             .update_expression(
                 "SET channel = :ch, last_inbound_at = :at, #mode = if_not_exists(#mode, :assistant), \
-                 needs_template = :no, expires_at = :ttl, exp_pk = :bucket",
+                 needs_template = :no, expires_at = :ttl, exp_pk = :bucket, exp_sk = :start",
             )
             .expression_attribute_names("#mode", "mode")
             .expression_attribute_values(":ch", s(a.channel.as_str()))
@@ -210,6 +212,7 @@ impl ContactStore for DynamoContacts {
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .expression_attribute_values(":ttl", n(expiry.ttl))
             .expression_attribute_values(":bucket", s(expiry.bucket(&format!("{pk}#{conversation_sk}"))))
+            .expression_attribute_values(":start", n(expiry.start))
             .condition_expression(NEWER_ACTIVITY);
         let (contact, conversation) = (build(contact.build())?, build(conversation.build())?);
         let together = self
@@ -258,6 +261,7 @@ impl ContactStore for DynamoContacts {
         let sk = keys::consent_sk(change.at_ms);
         let history = ConsentItem {
             exp_pk: expiry.bucket(&format!("{pk}#{sk}")),
+            exp_sk: expiry.start,
             pk: pk.clone(),
             sk,
             consent: change.consent,
@@ -270,7 +274,7 @@ impl ContactStore for DynamoContacts {
             .update(&pk, keys::CONTACT_SK)
             .update_expression(
                 "SET contact = :c, consent = :consent, consent_at = :at, first_seen = if_not_exists(first_seen, :secs), \
-                 last_inbound_at = if_not_exists(last_inbound_at, :secs), expires_at = :ttl, exp_pk = :bucket",
+                 last_inbound_at = if_not_exists(last_inbound_at, :secs), expires_at = :ttl, exp_pk = :bucket, exp_sk = :start",
             )
             // A change that arrives after a later one keeps its place in history, but does not win.
             .condition_expression("attribute_not_exists(consent_at) OR consent_at < :at")
@@ -279,7 +283,8 @@ impl ContactStore for DynamoContacts {
             .expression_attribute_values(":at", n(change.at_ms))
             .expression_attribute_values(":secs", n(change.at_ms.div_euclid(1000)))
             .expression_attribute_values(":ttl", n(expiry.ttl))
-            .expression_attribute_values(":bucket", s(expiry.bucket(&pk)));
+            .expression_attribute_values(":bucket", s(expiry.bucket(&pk)))
+            .expression_attribute_values(":start", n(expiry.start));
         let result = self
             .client
             .transact_write_items()
@@ -387,12 +392,13 @@ impl DynamoContacts {
             .key("sk", s(sk.as_str()))
             .update_expression(format!(
                 "SET channel = :ch, expires_at = if_not_exists(expires_at, :ttl), \
-                 exp_pk = if_not_exists(exp_pk, :bucket), {set}{remove}"
+                 exp_pk = if_not_exists(exp_pk, :bucket), exp_sk = if_not_exists(exp_sk, :start), {set}{remove}"
             ))
             .expression_attribute_names("#mode", "mode")
             .expression_attribute_values(":ch", s(channel.as_str()))
             .expression_attribute_values(":ttl", n(expiry.ttl))
             .expression_attribute_values(":bucket", s(expiry.bucket(&format!("{pk}#{sk}"))))
+            .expression_attribute_values(":start", n(expiry.start))
     }
 }
 
@@ -418,6 +424,7 @@ struct LeadItem {
     updated_at_ms: i64,
     expires_at: i64,
     exp_pk: String,
+    exp_sk: i64,
 }
 
 impl From<LeadItem> for Lead {
@@ -445,6 +452,7 @@ impl LeadStore for DynamoContacts {
             gsi1pk: keys::leads_by_stage_pk(tenant, lead.stage.as_str()),
             gsi1sk: keys::by_time_sk(lead.updated_at_ms, lead.id.as_str()),
             exp_pk: expiry.bucket(&format!("{pk}#{sk}")),
+            exp_sk: expiry.start,
             pk,
             sk,
             id: lead.id.clone(),
@@ -502,6 +510,7 @@ struct AppointmentItem {
     created_at: i64,
     expires_at: i64,
     exp_pk: String,
+    exp_sk: i64,
 }
 
 impl From<AppointmentItem> for Appointment {
@@ -526,6 +535,7 @@ struct SlotItem {
     appointment: RecordId,
     expires_at: i64,
     exp_pk: String,
+    exp_sk: i64,
 }
 
 impl AppointmentStore for DynamoContacts {
@@ -537,6 +547,7 @@ impl AppointmentStore for DynamoContacts {
             gsi1pk: Some(keys::appointments_due_pk(tenant, &keys::utc_hour(a.start))),
             gsi1sk: Some(keys::by_time_sk(a.start, a.id.as_str())),
             exp_pk: expiry.bucket(&format!("{pk}#{sk}")),
+            exp_sk: expiry.start,
             pk,
             sk,
             id: a.id.clone(),
@@ -564,6 +575,7 @@ impl AppointmentStore for DynamoContacts {
             let slot_pk = keys::slot_pk(tenant, &slot.date);
             let slot_item = SlotItem {
                 exp_pk: expiry.bucket(&format!("{slot_pk}#{}", slot.time)),
+                exp_sk: expiry.start,
                 pk: slot_pk,
                 sk: slot.time.clone(),
                 appointment: a.id.clone(),

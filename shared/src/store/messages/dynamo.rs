@@ -61,6 +61,7 @@ pub fn inbound_item(new: &NewInbound<'_>) -> Result<Item, StoreError> {
     bucket.push_str(&new.expiry.bucket_prefix);
     bucket.push(char::from(b'0' + shard));
     item.insert("exp_pk".into(), s(bucket));
+    item.insert("exp_sk".into(), int(new.expiry.start));
     item.insert("pend_pk".into(), s(keys::pending_pk(new.tenant, shard)));
     item.insert("pend_sk".into(), s(keys::pending_sk(new.sweep_at_ms)));
     item.insert("content".into(), content_value(&m.content)?);
@@ -319,7 +320,8 @@ impl DeliveryLog for DynamoMessageLog {
         // this way carries only delivery facts and a short retention.
         let mut update = String::from(
             "SET delivery_status = :s, status_rank = :r, status_at = :at, \
-             expires_at = if_not_exists(expires_at, :exp), exp_pk = if_not_exists(exp_pk, :bucket)",
+             expires_at = if_not_exists(expires_at, :exp), exp_pk = if_not_exists(exp_pk, :bucket), \
+             exp_sk = if_not_exists(exp_sk, :start)",
         );
         let mut request = self
             .client
@@ -331,7 +333,8 @@ impl DeliveryLog for DynamoMessageLog {
             .expression_attribute_values(":r", n(status.status.rank()))
             .expression_attribute_values(":at", n(status.at))
             .expression_attribute_values(":exp", n(stub_expiry.ttl))
-            .expression_attribute_values(":bucket", s(stub_expiry.bucket(&key)));
+            .expression_attribute_values(":bucket", s(stub_expiry.bucket(&key)))
+            .expression_attribute_values(":start", n(stub_expiry.start));
         if let Some(code) = status.error_code {
             update.push_str(", error_code = :e");
             request = request.expression_attribute_values(":e", n(code));
@@ -354,6 +357,7 @@ impl DeliveryLog for DynamoMessageLog {
         item.insert("gsi1pk".into(), s(keys::conversation_pk(tenant, &m.contact.key())));
         item.insert("gsi1sk".into(), s(keys::conversation_sk(m.created_at, false, m.id.as_str())));
         item.insert("exp_pk".into(), s(expiry.bucket(&key)));
+        item.insert("exp_sk".into(), n(expiry.start));
         item.insert("pk".into(), s(key));
         item.insert("channel".into(), s(m.channel.as_str()));
         item.insert("content".into(), content_value(&m.content)?);
@@ -426,10 +430,11 @@ impl DeliveryLog for DynamoMessageLog {
         let delivery = Update::builder()
             .table_name(&self.table)
             .key("pk", s(delivery_key.as_str()))
-            .update_expression("SET out_id = :id, expires_at = :exp, exp_pk = :bucket")
+            .update_expression("SET out_id = :id, expires_at = :exp, exp_pk = :bucket, exp_sk = :start")
             .expression_attribute_values(":id", s(id.as_str()))
             .expression_attribute_values(":exp", n(expiry.ttl))
             .expression_attribute_values(":bucket", s(expiry.bucket(&delivery_key)))
+            .expression_attribute_values(":start", n(expiry.start))
             .build()
             .map_err(|e| StoreError::corrupt("update", e))?;
         let mut request = self
