@@ -1,17 +1,16 @@
 //! `privacy export|erase|requests`: operator privacy requests, filed the way the Shopify
-//! compliance webhook files them (the subject sealed for the request with the master key, the
-//! record created, a job naming only tenant and request queued, the record marked queued), and
-//! the list of requests with their deadlines.
+//! compliance webhook files them (the subject sealed for the request with the master key, then
+//! `privacy::intake::submit`: the record created, a job naming only tenant and request queued,
+//! the record marked queued), and the list of requests with their deadlines.
 
 use std::time::{Duration, Instant};
 
 use concierge::clock::{Clock, SystemClock};
 use concierge::domain::{E164, RecordId, TenantId};
-use concierge::privacy::queue::{PrivacyQueue, SqsPrivacyQueue};
-use concierge::privacy::requests::{
-    PrivacyJob, PrivacyRequest, RequestKind, RequestResult, RequestSource, RequestState, Subject,
-};
-use concierge::store::requests::{Created, DynamoPrivacyRequests, PrivacyRequests};
+use concierge::privacy::intake::{self, SubmitError, Submitted};
+use concierge::privacy::queue::SqsPrivacyQueue;
+use concierge::privacy::requests::{PrivacyRequest, RequestKind, RequestResult, RequestSource, RequestState, Subject};
+use concierge::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
 use concierge::tenants::{DynamoTenantCatalog, TenantCatalog};
 use serde::Serialize;
 
@@ -88,16 +87,18 @@ pub async fn file(stack: &Stack, out: Output, kind: RequestKind, args: &SubjectA
         subject.seal(&key, &tenant, &id).await.map_err(|e| Failure::Usage(format!("sealing the subject: {e}")))?;
     let source = RequestSource::Operator { actor: ACTOR.into() };
     let record = PrivacyRequest::received(tenant.clone(), id.clone(), kind, source, SystemClock.now_ms(), Some(sealed));
-    if let Created::Existing(_) = requests.create(&record).await? {
-        return Err(Failure::Aws(format!("request id {id} was taken; run the command again")));
+    match intake::submit(&requests, &queue, &record).await {
+        Ok(Submitted { duplicate: false, .. }) => {}
+        Ok(Submitted { duplicate: true, .. }) => {
+            return Err(Failure::Aws(format!("request id {id} was taken; run the command again")));
+        }
+        Err(SubmitError::Record(e) | SubmitError::Mark(e)) => return Err(e.into()),
+        Err(SubmitError::Queue(e)) => {
+            return Err(Failure::Aws(format!(
+                "request {id} recorded but not queued ({e}); it shows as `received` in `privacy requests`"
+            )));
+        }
     }
-    queue.send(&PrivacyJob { tenant: tenant.clone(), request: id.clone() }).await.map_err(|e| {
-        Failure::Aws(format!(
-            "request {id} recorded but not queued ({e}); it shows as `received` in `privacy requests`"
-        ))
-    })?;
-    requests.mark_queued(&tenant, &id).await?;
-
     if !out.json {
         // The number is the operator's own input: echoed here, kept out of the JSON output.
         println!(

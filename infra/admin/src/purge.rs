@@ -6,9 +6,11 @@
 use std::time::{Duration, Instant};
 
 use concierge::clock::{Clock, SystemClock};
+use concierge::privacy::queue::SqsPrivacyQueue;
 use concierge::purge::index::ExpiryIndex;
 use concierge::purge::{PurgeOptions, PurgeReport, Purger};
 use concierge::store::audit::{AnchorStore, DynamoAuditLog};
+use concierge::store::requests::DynamoPrivacyRequests;
 use concierge::tenants::DynamoTenantCatalog;
 use serde::Serialize;
 
@@ -55,10 +57,13 @@ pub async fn dry_run(stack: &Stack, out: Output, args: &PurgeArgs) -> Result<Ver
             bucket: stack.data_bucket().await?,
         },
         catalog: DynamoTenantCatalog::new(dynamodb.clone(), tenants_table.clone()),
-        tenants_table,
-        audit: DynamoAuditLog::new(dynamodb, stack.audit_table().await?),
-        // A dry run never writes an anchor (nor reads one): the bucket is not needed.
+        tenants_table: tenants_table.clone(),
+        audit: DynamoAuditLog::new(dynamodb.clone(), stack.audit_table().await?),
+        // A dry run never touches anchors, nor requests a cancelled tenant's wipe (it counts it
+        // as `wipe_requested`): neither the anchor bucket nor the privacy queue is needed.
         anchors: AnchorStore::new(stack.aws.s3(), String::new()),
+        requests: DynamoPrivacyRequests::new(dynamodb, tenants_table.clone()),
+        queue: SqsPrivacyQueue::new(stack.aws.sqs.clone(), String::new()),
     };
     let options = PurgeOptions {
         now_ms,
