@@ -609,3 +609,18 @@ impl TestStack {
         store.list(&concierge::domain::TenantId::parse(tenant).expect("tenant id")).await.expect("list")
     }
 }
+
+/// What an outside tool needs to find this stack (the operator CLI's `--prefix` and
+/// `--key-file`).
+impl TestStack {
+    /// The resource-name prefix: tables are `<prefix>-<LogicalId>`.
+    pub fn prefix(&self) -> String {
+        let table = self.table("TenantsTable");
+        table.strip_suffix("-TenantsTable").expect("local names are <prefix>-<LogicalId>").to_owned()
+    }
+
+    /// The stack's master key file (as `build` places it).
+    pub fn key_file(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join("concierge-e2e").join(self.prefix()).join("master.key")
+    }
+}
