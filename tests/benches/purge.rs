@@ -61,7 +61,10 @@ fn purge_throughput(c: &mut Criterion) {
         }
     }
     let total: f64 = mean.values().sum();
-    println!("AWS requests per {EXPIRED} expired items (both tenants' runs, mean of {} runs): {total:.0}", steady.len());
+    println!(
+        "AWS requests per {EXPIRED} expired items (both tenants' runs, mean of {} runs): {total:.0}",
+        steady.len()
+    );
     for (op, n) in &mean {
         println!("  {op}: {n:.1}");
     }

@@ -7,13 +7,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use concierge::aws::{AwsClients, RequestCounter};
 use concierge::function::schedule;
-use concierge::privacy::queue::SqsPrivacyQueue;
 use concierge::privacy::retention::{DAY, RetentionDays, TTL_GRACE_DAYS};
-use concierge::purge::index::ExpiryIndex;
-use concierge::purge::{PurgeOptions, PurgeReport, Purger};
-use concierge::store::audit::{AnchorStore, DynamoAuditLog};
-use concierge::store::requests::DynamoPrivacyRequests;
-use concierge::tenants::DynamoTenantCatalog;
+use concierge::purge::{PurgeOptions, PurgeReport, PurgeResources, Purger};
 use concierge_e2e::*;
 use serde_json::Value;
 
@@ -53,21 +48,19 @@ fn purger(t: &TestStack) -> (Purger, RequestCounter) {
     let env = &t.function("RetentionPurgeFunction").env;
     let counter = RequestCounter::default();
     let aws = AwsClients::new(&t.stack.sdk, counter.clone());
-    let purger = Purger {
-        index: ExpiryIndex {
-            dynamodb: aws.dynamodb.clone(),
-            s3: aws.s3(),
-            messages_table: env["MESSAGES_TABLE"].clone(),
-            contacts_table: env["CONTACTS_TABLE"].clone(),
-            bucket: env["DATA_BUCKET"].clone(),
+    let name = |v: &str| env[v].clone();
+    let purger = Purger::new(
+        &aws,
+        PurgeResources {
+            messages_table: name("MESSAGES_TABLE"),
+            contacts_table: name("CONTACTS_TABLE"),
+            tenants_table: name("TENANTS_TABLE"),
+            audit_table: name("AUDIT_TABLE"),
+            data_bucket: name("DATA_BUCKET"),
+            anchor_bucket: name("AUDIT_ANCHOR_BUCKET"),
+            privacy_queue_url: name("PRIVACY_QUEUE_URL"),
         },
-        tenants_table: env["TENANTS_TABLE"].clone(),
-        catalog: DynamoTenantCatalog::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
-        audit: DynamoAuditLog::new(aws.dynamodb.clone(), env["AUDIT_TABLE"].clone()),
-        anchors: AnchorStore::new(aws.s3(), env["AUDIT_ANCHOR_BUCKET"].clone()),
-        requests: DynamoPrivacyRequests::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
-        queue: SqsPrivacyQueue::new(aws.sqs.clone(), env["PRIVACY_QUEUE_URL"].clone()),
-    };
+    );
     (purger, counter)
 }
 

@@ -7,12 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concierge::function::{self, BoxFuture, Error, Event, Function, FunctionEntry, Setup};
-use concierge::privacy::queue::SqsPrivacyQueue;
-use concierge::purge::index::ExpiryIndex;
-use concierge::purge::{PurgeOptions, Purger};
-use concierge::store::audit::{AnchorStore, DynamoAuditLog};
-use concierge::store::requests::DynamoPrivacyRequests;
-use concierge::tenants::DynamoTenantCatalog;
+use concierge::purge::{PurgeOptions, PurgeResources, Purger};
 use lambda_runtime::Context;
 use serde_json::Value;
 
@@ -27,23 +22,16 @@ pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "retention-purge", b
 /// The composition root: configuration and adapters (the purge needs no secrets).
 pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
     let env = &setup.env;
-    let dynamodb = setup.aws.dynamodb.clone();
-    let s3 = setup.aws.s3();
-    let purger = Purger {
-        index: ExpiryIndex {
-            dynamodb: dynamodb.clone(),
-            s3: s3.clone(),
-            messages_table: env.required("MESSAGES_TABLE")?,
-            contacts_table: env.required("CONTACTS_TABLE")?,
-            bucket: env.required("DATA_BUCKET")?,
-        },
+    let names = PurgeResources {
+        messages_table: env.required("MESSAGES_TABLE")?,
+        contacts_table: env.required("CONTACTS_TABLE")?,
         tenants_table: env.required("TENANTS_TABLE")?,
-        catalog: DynamoTenantCatalog::new(dynamodb.clone(), env.required("TENANTS_TABLE")?),
-        audit: DynamoAuditLog::new(dynamodb.clone(), env.required("AUDIT_TABLE")?),
-        anchors: AnchorStore::new(s3, env.required("AUDIT_ANCHOR_BUCKET")?),
-        requests: DynamoPrivacyRequests::new(dynamodb.clone(), env.required("TENANTS_TABLE")?),
-        queue: SqsPrivacyQueue::new(setup.aws.sqs.clone(), env.required("PRIVACY_QUEUE_URL")?),
+        audit_table: env.required("AUDIT_TABLE")?,
+        data_bucket: env.required("DATA_BUCKET")?,
+        anchor_bucket: env.required("AUDIT_ANCHOR_BUCKET")?,
+        privacy_queue_url: env.required("PRIVACY_QUEUE_URL")?,
     };
+    let purger = Purger::new(&setup.aws, names);
     Ok(Arc::new(Handler(purger)))
 }
 

@@ -6,12 +6,7 @@
 use std::time::{Duration, Instant};
 
 use concierge::clock::{Clock, SystemClock};
-use concierge::privacy::queue::SqsPrivacyQueue;
-use concierge::purge::index::ExpiryIndex;
-use concierge::purge::{PurgeOptions, PurgeReport, Purger};
-use concierge::store::audit::{AnchorStore, DynamoAuditLog};
-use concierge::store::requests::DynamoPrivacyRequests;
-use concierge::tenants::DynamoTenantCatalog;
+use concierge::purge::{PurgeOptions, PurgeReport, PurgeResources, Purger};
 use serde::Serialize;
 
 use crate::cli::PurgeArgs;
@@ -46,25 +41,18 @@ pub async fn dry_run(stack: &Stack, out: Output, args: &PurgeArgs) -> Result<Ver
     }
     let now_ms = parse_now(args.now.as_deref())?;
     let only = args.tenant.as_deref().map(crate::parse_tenant).transpose()?;
-    let tenants_table = stack.tenants_table().await?;
-    let dynamodb = stack.aws.dynamodb.clone();
-    let purger = Purger {
-        index: ExpiryIndex {
-            dynamodb: dynamodb.clone(),
-            s3: stack.aws.s3(),
-            messages_table: stack.messages_table().await?,
-            contacts_table: stack.contacts_table().await?,
-            bucket: stack.data_bucket().await?,
-        },
-        catalog: DynamoTenantCatalog::new(dynamodb.clone(), tenants_table.clone()),
-        tenants_table: tenants_table.clone(),
-        audit: DynamoAuditLog::new(dynamodb.clone(), stack.audit_table().await?),
-        // A dry run never touches anchors, nor requests a cancelled tenant's wipe (it counts it
-        // as `wipe_requested`): neither the anchor bucket nor the privacy queue is needed.
-        anchors: AnchorStore::new(stack.aws.s3(), String::new()),
-        requests: DynamoPrivacyRequests::new(dynamodb, tenants_table.clone()),
-        queue: SqsPrivacyQueue::new(stack.aws.sqs.clone(), String::new()),
+    // A dry run never touches anchors, nor requests a cancelled tenant's wipe (it counts it as
+    // `wipe_requested`): neither the anchor bucket nor the privacy queue is needed.
+    let names = PurgeResources {
+        messages_table: stack.messages_table().await?,
+        contacts_table: stack.contacts_table().await?,
+        tenants_table: stack.tenants_table().await?,
+        audit_table: stack.audit_table().await?,
+        data_bucket: stack.data_bucket().await?,
+        anchor_bucket: String::new(),
+        privacy_queue_url: String::new(),
     };
+    let purger = Purger::new(&stack.aws, names);
     let options = PurgeOptions {
         now_ms,
         deadline: Instant::now() + Duration::from_secs(args.max_seconds),

@@ -68,6 +68,39 @@ pub struct Purger {
     pub queue: SqsPrivacyQueue,
 }
 
+/// Where a purge works: the names the template gives its resources.
+#[derive(Debug, Clone)]
+pub struct PurgeResources {
+    pub messages_table: String,
+    pub contacts_table: String,
+    pub tenants_table: String,
+    pub audit_table: String,
+    pub data_bucket: String,
+    pub anchor_bucket: String,
+    pub privacy_queue_url: String,
+}
+
+impl Purger {
+    pub fn new(aws: &crate::aws::AwsClients, names: PurgeResources) -> Self {
+        let (dynamodb, s3) = (aws.dynamodb.clone(), aws.s3());
+        Self {
+            index: ExpiryIndex {
+                dynamodb: dynamodb.clone(),
+                s3: s3.clone(),
+                messages_table: names.messages_table,
+                contacts_table: names.contacts_table,
+                bucket: names.data_bucket,
+            },
+            catalog: DynamoTenantCatalog::new(dynamodb.clone(), names.tenants_table.clone()),
+            audit: DynamoAuditLog::new(dynamodb.clone(), names.audit_table),
+            anchors: AnchorStore::new(s3, names.anchor_bucket),
+            requests: DynamoPrivacyRequests::new(dynamodb, names.tenants_table.clone()),
+            queue: SqsPrivacyQueue::new(aws.sqs.clone(), names.privacy_queue_url),
+            tenants_table: names.tenants_table,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PurgeOptions {
     /// The run's "now" (the scheduled event's time), unix ms.
