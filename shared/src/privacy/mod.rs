@@ -5,3 +5,10 @@ pub mod retention;
 
 pub use pseudonym::Pseudonymizer;
 pub use retention::{Expiry, RetentionDays};
+
+// Subject requests: identity lookup, export, erasure, tenant wipe.
+pub mod csv;
+pub mod identity;
+pub mod export;
+pub mod erasure;
+pub mod wipe;

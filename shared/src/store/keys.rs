@@ -201,6 +201,50 @@ pub fn shopify_route(shop_domain: &str) -> String {
     concat(&["shopify#", &shop_domain.to_ascii_lowercase()])
 }
 
+// ------------------------------------------------------------------ privacy (ContactsTable, bucket)
+
+/// A contact's items that point elsewhere: an identity index entry it owns (`ID#<kind>#<hash>`)
+/// and its earlier exports (`EXPORT#<request id>`), so an erasure's partition Query finds them.
+pub const IDENTITY_SK_PREFIX: &str = "ID#";
+pub const EXPORT_SK_PREFIX: &str = "EXPORT#";
+
+/// The identity index: `<tenant>#ID#<kind>#<keyed hash of the identifier>`, one item per
+/// contact it names (`sk` = the contact's key). Finds a contact from an email or a shop's
+/// customer id without the identifier in clear anywhere.
+pub fn identity_pk(tenant: &TenantId, kind: &str, hash: &str) -> String {
+    concat(&[tenant.as_str(), "#ID#", kind, "#", hash])
+}
+
+pub fn identity_ref_sk(kind: &str, hash: &str) -> String {
+    concat(&[IDENTITY_SK_PREFIX, kind, "#", hash])
+}
+
+pub fn export_sk(request: &str) -> String {
+    concat(&[EXPORT_SK_PREFIX, request])
+}
+
+/// What stays of an erased contact's consent: `<tenant>#ERASED#<keyed hash of the contact>`.
+pub fn erased_pk(tenant: &TenantId, contact_hash: &str) -> String {
+    concat(&[tenant.as_str(), "#ERASED#", contact_hash])
+}
+
+pub const ERASED_SK: &str = "CONSENT";
+
+/// Every object of a tenant in the data bucket.
+pub fn tenant_objects_prefix(tenant: &TenantId) -> String {
+    concat(&[tenant.as_str(), "/"])
+}
+
+/// The objects of one export: `<tenant>/exports/<request id>/`.
+pub fn export_prefix(tenant: &TenantId, request: &str) -> String {
+    concat(&[tenant.as_str(), "/exports/", request, "/"])
+}
+
+/// The media copied for one message (`media::media_key` names each object under it).
+pub fn media_prefix(tenant: &TenantId, message_ref: &str) -> String {
+    concat(&[tenant.as_str(), "/media/", message_ref, "/"])
+}
+
 /// `value` in decimal, zero-padded to `width` (sort keys compare as text).
 fn push_padded(out: &mut String, value: i64, width: usize) {
     let mut digits = itoa::Buffer::new();

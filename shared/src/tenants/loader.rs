@@ -59,6 +59,7 @@ impl TenantLoader<'_> {
             list_pk: keys::TENANT_LIST_PK.into(),
             list_sk: id.to_string(),
             name: spec.name.clone(),
+            created_at: previous.as_ref().and_then(|p| p.created_at).or(Some(now)),
             retention: spec.retention_days,
             meta,
             twilio,

@@ -30,6 +30,10 @@ pub struct ProfileItem {
     pub list_pk: String,
     pub list_sk: String,
     pub name: String,
+    /// When the tenant was first loaded (unix seconds; `None` for profiles written before this
+    /// was recorded): a tenant wipe walks the day buckets from here.
+    #[serde(default)]
+    pub created_at: Option<i64>,
     pub retention: RetentionDays,
     #[serde(default)]
     pub meta: Option<MetaChannel>,
