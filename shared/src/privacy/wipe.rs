@@ -161,6 +161,6 @@ mod tests {
         // 2026-01-01T12:00Z to 2026-01-03T01:00Z
         let days = day_buckets(1_767_268_800, 1_767_402_000);
         assert_eq!(days, ["2026-01-01", "2026-01-02", "2026-01-03"]);
-        assert!(day_buckets(10, 5).is_empty());
+        assert!(day_buckets(3 * DAY, DAY).is_empty());
     }
 }
