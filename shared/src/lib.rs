@@ -16,6 +16,7 @@ pub mod media;
 pub mod privacy;
 pub mod queue;
 pub mod reply;
+pub mod shopify;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

@@ -94,6 +94,8 @@ pub enum Outcome {
     WindowClosed,
     /// The message is gone (erased) or its tenant is.
     Gone,
+    /// The tenant is suspended (it uninstalled the app): acknowledged, nothing sent.
+    Suspended,
 }
 
 /// Why a message goes out: what the checks right before the send allow.
@@ -179,6 +181,14 @@ where
             self.log.complete(&first.key).await?;
             return Ok(Outcome::Gone);
         };
+        if tenant.is_suspended() {
+            // The business uninstalled the app: its customers' messages are kept (until
+            // `shop/redact` or the cancellation retention) but the assistant no longer speaks
+            // for it. Acknowledged, so neither the queue nor the sweeper brings them back.
+            self.log.complete(&first.key).await?;
+            tracing::info!(outcome = ?Outcome::Suspended, "inbound handled");
+            return Ok(Outcome::Suspended);
+        }
         let (burst, recent) = self.gather_burst(&tenant, first, lease_until).await?;
         let (covered, mut burst) = self.split_answered(&tenant, burst).await?;
         for claimed in &covered {
@@ -861,6 +871,18 @@ mod tests {
         assert_eq!(w.handle(&job).await.unwrap(), Outcome::Answered);
         assert_eq!(w.handle(&job).await.unwrap(), Outcome::AlreadyAnswered);
         assert_eq!(sent(&w), ["Monday to Friday, 9 to 5."]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_suspended_tenants_messages_are_acknowledged_without_an_answer() {
+        let mut w = worker(vec![says("Monday to Friday, 9 to 5.")], 0);
+        let suspended = Tenant { suspended_at: Some(T0_MS / 1000 - 60), ..(*w.tenants.0).clone() };
+        w.tenants = Tenants(Arc::new(suspended));
+        let job = inbound(&w, "wamid.1", "When are you open?").await;
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::Suspended);
+        assert!(sent(&w).is_empty());
+        assert_eq!(w.model.calls.load(Ordering::SeqCst), 0, "the model is not asked");
+        assert_eq!(w.handle(&job).await.unwrap(), Outcome::AlreadyAnswered, "acknowledged: never handled again");
     }
 
     #[tokio::test(start_paused = true)]

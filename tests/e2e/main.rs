@@ -12,5 +12,6 @@ mod logs;
 mod meta;
 mod model;
 mod reply;
+mod requests;
 mod sweeper;
 mod twilio;

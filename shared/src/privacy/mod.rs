@@ -1,6 +1,8 @@
 //! Data-protection building blocks.
 
 pub mod pseudonym;
+pub mod queue;
+pub mod requests;
 pub mod retention;
 
 pub use pseudonym::Pseudonymizer;

@@ -374,3 +374,87 @@ pub async fn audit<A: AuditLog + 'static>(log: Arc<A>, tenant: &TenantId) {
     assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), [8, 9]);
     assert_eq!(audit::verify(&tail, Some((8, chain[6].hash.as_str()))), Ok(2));
 }
+
+/// `PrivacyRequests`: created once (a redelivery finds the first), queued once, completed once
+/// with the sealed subject removed, listed per tenant, overdue ones found.
+pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store: &P, tenant: &TenantId) {
+    use crate::crypto::Sealed;
+    use crate::privacy::requests::{
+        Completion, PrivacyRequest, RequestKind, RequestResult, RequestSource, RequestState, shopify_request_id,
+    };
+    use crate::store::requests::{Completed, Created};
+
+    let sealed = Sealed { key_id: "k".into(), wrapped_key: "w".into(), nonce: "n".into(), ciphertext: "c".into() };
+    let id = shopify_request_id("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043");
+    let source = RequestSource::Shopify { webhook_id: "b54557e4".into(), topic: "customers/redact".into() };
+    let at = T0 * 1000;
+    let request =
+        PrivacyRequest::received(tenant.clone(), id.clone(), RequestKind::Erasure, source, at, Some(sealed.clone()));
+    assert!(store.get(tenant, &id).await.unwrap().is_none());
+    assert_eq!(store.create(&request).await.unwrap(), Created::New);
+    assert_eq!(store.get(tenant, &id).await.unwrap().as_ref(), Some(&request), "reads back whole");
+    // A redelivery (even one that would say something else) finds the first and changes nothing.
+    let other = PrivacyRequest { kind: RequestKind::Export, received_at_ms: at + 5, ..request.clone() };
+    assert_eq!(store.create(&other).await.unwrap(), Created::Existing(Box::new(request.clone())));
+
+    // Queued once; never back from done.
+    assert!(store.mark_queued(tenant, &id).await.unwrap());
+    assert!(!store.mark_queued(tenant, &id).await.unwrap(), "queued once");
+    let queued = store.get(tenant, &id).await.unwrap().unwrap();
+    assert_eq!(queued.state, RequestState::Queued);
+    let Created::Existing(found) = store.create(&request).await.unwrap() else { panic!("exists") };
+    assert_eq!(found.state, RequestState::Queued, "a redelivery sees it queued");
+    let missing = crate::domain::RecordId::parse("never-created").unwrap();
+    assert!(matches!(store.mark_queued(tenant, &missing).await, Err(crate::store::StoreError::Conflict(_))));
+
+    // A wipe, received later, with no subject; and an export already overdue.
+    let wipe_id = crate::domain::RecordId::parse("cancel-1767225600").unwrap();
+    let wipe = PrivacyRequest::received(
+        tenant.clone(),
+        wipe_id.clone(),
+        RequestKind::Wipe,
+        RequestSource::Operator { actor: "retention-purge".into() },
+        at + 1_000,
+        None,
+    );
+    assert_eq!(store.create(&wipe).await.unwrap(), Created::New);
+    let due = request.due_at_ms;
+    let overdue: Vec<_> = store.overdue(tenant, due + 1).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(overdue, [id.clone()], "past its deadline and not done");
+    assert!(store.overdue(tenant, due).await.unwrap().is_empty(), "due is not overdue");
+
+    // Completed once: the sealed subject goes in the same write; the result stays.
+    let result = RequestResult {
+        objects: vec![format!("{tenant}/exports/{id}/subject.json")],
+        links: vec!["https://example.com/presigned".into()],
+        counts: BTreeMap::from([("messages".into(), 12), ("leads".into(), 1)]),
+    };
+    let completion = Completion { completed_at_ms: at + 60_000, result, subject_hash: Some("hash-1".into()) };
+    let Completed::Now(done) = store.complete(tenant, &id, &completion).await.unwrap() else { panic!("completed now") };
+    assert_eq!(
+        (done.state, done.completed_at_ms, done.subject.as_ref(), done.subject_hash.as_deref()),
+        (RequestState::Done, Some(at + 60_000), None, Some("hash-1"))
+    );
+    assert_eq!(done.result.as_ref(), Some(&completion.result));
+    let stored = store.get(tenant, &id).await.unwrap().unwrap();
+    assert_eq!(stored, *done, "what complete returned is what is stored");
+    assert_eq!((stored.kind, stored.received_at_ms, stored.due_at_ms), (RequestKind::Erasure, at, due));
+    let later = Completion { completed_at_ms: at + 90_000, subject_hash: None, ..completion.clone() };
+    assert_eq!(store.complete(tenant, &id, &later).await.unwrap(), Completed::Already(Box::new(stored.clone())));
+    assert!(!store.mark_queued(tenant, &id).await.unwrap(), "done never goes back to queued");
+    assert!(store.overdue(tenant, due + 1).await.unwrap().is_empty(), "done is never overdue");
+    assert!(matches!(store.complete(tenant, &missing, &completion).await, Err(crate::store::StoreError::Conflict(_))));
+
+    // A request completed straight from received (its queued mark was lost) keeps its hash.
+    let no_hash = Completion { subject_hash: None, ..completion.clone() };
+    let Completed::Now(wiped) = store.complete(tenant, &wipe_id, &no_hash).await.unwrap() else { panic!("now") };
+    assert_eq!((wiped.state, wiped.subject_hash.as_deref()), (RequestState::Done, None));
+
+    // Listed per tenant only.
+    let mut ids: Vec<_> = store.list(tenant).await.unwrap().into_iter().map(|r| r.id).collect();
+    ids.sort();
+    assert_eq!(ids, [wipe_id, id.clone()]);
+    let elsewhere = TenantId::parse(&format!("{}-other", tenant.as_str())).unwrap();
+    assert!(store.list(&elsewhere).await.unwrap().is_empty());
+    assert!(store.get(&elsewhere, &id).await.unwrap().is_none());
+}

@@ -201,6 +201,14 @@ pub fn shopify_route(shop_domain: &str) -> String {
     concat(&["shopify#", &shop_domain.to_ascii_lowercase()])
 }
 
+/// Privacy requests live in their tenant's partition of `TenantsTable`, next to its profile.
+pub const PRIVACY_REQUEST_PREFIX: &str = "PRIV#";
+
+/// `PRIV#<request id>`: one Query on the prefix lists a tenant's requests.
+pub fn privacy_request_sk(id: &crate::domain::RecordId) -> String {
+    concat(&[PRIVACY_REQUEST_PREFIX, id.as_str()])
+}
+
 // ------------------------------------------------------------------ privacy (ContactsTable, bucket)
 
 /// A contact's items that point elsewhere: an identity index entry it owns (`ID#<kind>#<hash>`)

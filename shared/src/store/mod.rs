@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod contacts;
 pub mod keys;
 pub mod messages;
+pub mod requests;
 
 use std::collections::HashMap;
 

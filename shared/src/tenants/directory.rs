@@ -34,6 +34,10 @@ pub struct Tenant {
     /// Account and sealed token; the token is opened only when a Twilio request needs it.
     pub twilio: Option<TwilioChannel>,
     pub settings: TenantSettings,
+    /// The Shopify shop this tenant is (lower case), if any.
+    pub shopify_shop_domain: Option<String>,
+    /// Suspended since (unix seconds): the assistant does not answer (Shopify `app/uninstalled`).
+    pub suspended_at: Option<i64>,
 }
 
 impl Tenant {
@@ -48,7 +52,13 @@ impl Tenant {
             knowledge_version: None,
             twilio: None,
             settings: TenantSettings::default(),
+            shopify_shop_domain: None,
+            suspended_at: None,
         }
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.suspended_at.is_some()
     }
 }
 
@@ -174,6 +184,32 @@ impl DynamoTenantDirectory {
         Ok(Some(token))
     }
 
+    /// The tenant a Shopify shop belongs to (its `shopify#<domain>` route), when route and
+    /// profile agree. A disagreement is read again past the cache, and if it persists is an
+    /// error (the shop is moving: Shopify retries), never a request dropped or filed under the
+    /// tenant it is leaving.
+    pub async fn by_shop_domain(&self, shop_domain: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+        let domain = shop_domain.to_ascii_lowercase();
+        let route = keys::shopify_route(&domain);
+        let serves = |t: &Arc<Tenant>| t.shopify_shop_domain.as_deref() == Some(domain.as_str());
+        let Some(id) = self.route(route.clone()).await? else {
+            return Ok(None);
+        };
+        let tenant = self.by_id(&id).await?;
+        if tenant.as_ref().is_some_and(serves) {
+            return Ok(tenant);
+        }
+        self.routes.remove(&route);
+        self.tenants.remove(&id);
+        let Some(id) = self.route(route).await? else {
+            return Ok(None);
+        };
+        match self.by_id(&id).await? {
+            Some(tenant) if serves(&tenant) => Ok(Some(tenant)),
+            _ => Err(StoreError::Conflict("route and tenant profile disagree about a shop".into())),
+        }
+    }
+
     /// Whether `id` names a tenant, from the cached list (read again when stale).
     async fn is_known(&self, id: &TenantId) -> Result<bool, StoreError> {
         let mut known = self.known_ids.lock().await;
@@ -238,6 +274,8 @@ impl TenantDirectory for DynamoTenantDirectory {
             knowledge_version: profile.knowledge_version,
             twilio: profile.twilio,
             settings: profile.settings,
+            shopify_shop_domain: profile.shopify_shop_domain,
+            suspended_at: profile.suspended_at,
         });
         self.tenants.insert(id.clone(), tenant.clone(), KNOWN_TTL);
         Ok(Some(tenant))

@@ -67,6 +67,8 @@ impl TenantLoader<'_> {
             settings: spec.settings(),
             knowledge_version: Some(crate::assistant::knowledge::version(&spec.knowledge_base)),
             updated_at: now,
+            // Set by the platform (an uninstall), not by the file: a reload keeps it.
+            suspended_at: previous.as_ref().and_then(|p| p.suspended_at),
         };
         // Documents before the profile that names their version: a reader that sees the new
         // version must find the new documents, or it would index old ones under the new name.

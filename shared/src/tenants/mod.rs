@@ -8,6 +8,7 @@ pub mod file;
 pub mod loader;
 pub mod records;
 pub mod settings;
+pub mod suspension;
 
 pub use catalog::{DynamoTenantCatalog, TenantCatalog};
 pub use directory::{DynamoTenantDirectory, Tenant, TenantDirectory, TwilioCredentials};

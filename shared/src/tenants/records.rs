@@ -47,6 +47,11 @@ pub struct ProfileItem {
     #[serde(default)]
     pub knowledge_version: Option<String>,
     pub updated_at: i64,
+    /// When the tenant was suspended (Shopify `app/uninstalled`; unix seconds): the assistant
+    /// stops answering, the data stays until `shop/redact` or the cancellation retention.
+    /// Written by `shopify-gdpr`, kept by the loader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<i64>,
 }
 
 impl ProfileItem {
