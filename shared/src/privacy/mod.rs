@@ -14,3 +14,4 @@ pub mod identity;
 pub mod export;
 pub mod erasure;
 pub mod wipe;
+pub mod jobs;

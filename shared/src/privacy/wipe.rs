@@ -88,11 +88,12 @@ impl Wiper {
         for (table, sort_key, name) in
             [(&self.messages_table, false, "message_items"), (&self.contacts_table, true, "contact_items")]
         {
-            let buckets = days.iter().flat_map(|day| {
-                Category::ALL.into_iter().flat_map(move |category| {
-                    (0..keys::SHARDS).map(move |shard| keys::expiry_bucket(tenant, category, day, shard))
-                })
-            });
+            let mut buckets = Vec::with_capacity(days.len() * Category::ALL.len() * usize::from(keys::SHARDS));
+            for day in &days {
+                for category in Category::ALL {
+                    buckets.extend((0..keys::SHARDS).map(|shard| keys::expiry_bucket(tenant, category, day, shard)));
+                }
+            }
             let deleted: Vec<usize> = futures::stream::iter(buckets)
                 .map(|bucket| self.empty_bucket(table, bucket, sort_key))
                 .buffer_unordered(CONCURRENCY)
