@@ -15,3 +15,4 @@ mod reply;
 mod requests;
 mod sweeper;
 mod twilio;
+mod privacy;

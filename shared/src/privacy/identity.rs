@@ -140,7 +140,7 @@ impl IdentityLookup {
         }
         if let Some(phone) = ids.phone.as_deref() {
             // The phone's own conversation (its contact key), and any lead that gave it.
-            if let Some(e164) = crate::assistant::tools::normalise_phone(phone, default_country) {
+            if let Some(e164) = phone_key(phone, default_country) {
                 contacts.extend(ContactId::parse_key(&e164).ok());
                 lookups.extend(IdentityRef::of(&self.pseudonyms, tenant, IdentityKind::Phone, &e164));
             }
@@ -174,6 +174,24 @@ impl IdentityLookup {
     }
 }
 
+/// A phone number in any common format, read in the tenant's country, as the E.164 key a
+/// contact of that number has. Not checked against numbering plans: a lookup only has to meet
+/// the key WhatsApp gave the contact, and refusing an odd but real number would miss them.
+pub fn phone_key(text: &str, default_country: Option<&str>) -> Option<String> {
+    let text = text.trim();
+    // An international number is read without the country: given one, the parser strips what
+    // it takes for that country's trunk prefix from the international number too
+    // (`+49 151…` read in the US lost its `1`).
+    let (country, text) = match (text.strip_prefix('+'), text.strip_prefix("00")) {
+        (Some(_), _) => (None, text.to_owned()),
+        (None, Some(rest)) => (None, format!("+{rest}")),
+        (None, None) => (default_country.and_then(crate::tenants::settings::country_id), text.to_owned()),
+    };
+    let number = phonenumber::parse(country, text).ok()?;
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    crate::domain::E164::parse(&e164).ok().map(|p| p.as_str().to_owned())
+}
+
 /// What an unmatched subject is hashed from (only ever hashed).
 fn opaque_subject(tenant: &TenantId, ids: &SubjectIds) -> String {
     let part = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
@@ -201,6 +219,18 @@ mod tests {
         assert_eq!(IdentityRef::parse_ref_sk(&a.ref_sk()), Some(a));
         assert!(IdentityRef::of(&p, &t(), IdentityKind::Phone, "not a number").is_none());
         assert!(IdentityRef::of(&p, &t(), IdentityKind::Email, "  ").is_none());
+    }
+
+    #[test]
+    fn phone_numbers_meet_the_contact_key_in_any_common_format() {
+        for given in ["+49 151 12345678", "+4915112345678", "0049 151 1234 5678", "+49 (151) 123-456-78"] {
+            assert_eq!(phone_key(given, Some("DE")).as_deref(), Some("+4915112345678"), "{given}");
+        }
+        assert_eq!(phone_key("0151 12345678", Some("DE")).as_deref(), Some("+4915112345678"));
+        assert_eq!(phone_key("(555) 625-1199", Some("US")).as_deref(), Some("+15556251199"));
+        assert_eq!(phone_key("+4915199887766", Some("US")).as_deref(), Some("+4915199887766"));
+        assert_eq!(phone_key("+49 151 12345678", None).as_deref(), Some("+4915112345678"));
+        assert_eq!(phone_key("not a number", Some("DE")), None);
     }
 
     #[test]
