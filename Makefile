@@ -48,7 +48,7 @@ bench: venv ## Benchmarks: ingest CPU path, retrieval + prompt, answer latency t
 	cargo bench -p concierge --bench assistant
 	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo bench -p concierge-e2e --bench answer
 
-FUNCTIONS := webhook-ingest inbound-sweeper reply-worker shopify-gdpr privacy-worker
+FUNCTIONS := webhook-ingest inbound-sweeper reply-worker retention-purge shopify-gdpr privacy-worker
 
 release: ## Build every function for release and print the binary sizes
 	cargo build --release $(addprefix -p ,$(FUNCTIONS))

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod invocation;
 pub mod media;
 pub mod privacy;
+pub mod purge;
 pub mod queue;
 pub mod reply;
 pub mod shopify;

@@ -4,8 +4,10 @@ use concierge_e2e::*;
 fn function_of(file: &str) -> &'static str {
     match file {
         f if f.starts_with("meta-") || f.starts_with("twilio-") => "WebhookIngestFunction",
+        f if f.starts_with("schedule-purge") => "RetentionPurgeFunction",
         f if f.starts_with("schedule") => "InboundSweeperFunction",
         f if f.starts_with("sqs-inbound") => "ReplyWorkerFunction",
+        f if f.starts_with("shopify-") => "ShopifyGdprFunction",
         other => panic!("events/{other}: no function is known for it; add it here"),
     }
 }
@@ -17,12 +19,18 @@ async fn every_event_file_is_accepted_by_its_function() {
     let dir = concierge_local::repo_root().join("events");
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
+    // The uninstall suspends the example tenant: after the reply worker's event, so that one
+    // still shows the path of a tenant that is installed.
+    files.sort_by_key(|p| p.ends_with("shopify-app-uninstalled.json"));
     assert!(files.len() >= 6, "events/ holds the sample events");
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let result = t.invoke(function_of(&name), &event).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         if function_of(&name) == "WebhookIngestFunction" {
+            assert_eq!(result["statusCode"], 200, "{name}: {result}");
+        }
+        if function_of(&name) == "ShopifyGdprFunction" {
             assert_eq!(result["statusCode"], 200, "{name}: {result}");
         }
         if name == "meta-verify.json" {
@@ -37,7 +45,13 @@ async fn every_event_file_is_accepted_by_its_function() {
             assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered", "{name}");
             assert!(t.outbox().is_empty(), "no free text outside the window");
         }
-        if name.starts_with("schedule") {
+        if name.starts_with("schedule-purge") {
+            // A run for every tenant, each recorded in its audit trail.
+            let tenants = result["tenants"].as_array().unwrap();
+            assert!(tenants.len() >= 2 && tenants.iter().all(|r| r["complete"] == true), "{name}: {result}");
+            let audited = t.scan("AuditTable").await;
+            assert!(audited.iter().any(|i| i["action"].as_s().unwrap() == "purge_run"), "{name}");
+        } else if name.starts_with("schedule") {
             assert!(result["tenants"].as_u64().unwrap() >= 2, "{name}: {result}");
         }
     }
@@ -48,4 +62,9 @@ async fn every_event_file_is_accepted_by_its_function() {
     assert_eq!(items.len() - inbound, 3);
     assert_eq!(t.queued().await.len(), 6);
     assert_eq!(t.ingest().requests.sent_messages().len(), 6);
+    // One privacy request and job per Shopify compliance topic; the uninstall suspended.
+    assert_eq!(t.privacy_requests(TENANT_A).await.len(), 3);
+    assert_eq!(t.privacy_jobs().await.len(), 3);
+    let profile = t.scan("TenantsTable").await.into_iter().find(|i| s(i, "pk") == TENANT_A && s(i, "sk") == "PROFILE");
+    assert!(profile.unwrap().contains_key("suspended_at"));
 }

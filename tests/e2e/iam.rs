@@ -23,6 +23,8 @@ fn grants(t: &TestStack, logical_id: &str) -> Vec<(String, String)> {
             Intrinsic::GetAtt(r, "Arn") => match template["Resources"][r]["Type"].as_str() {
                 Some("AWS::DynamoDB::Table") => vec![format!("table/{}", provisioned.reference(r).unwrap())],
                 Some("AWS::SQS::Queue") => vec![format!("queue/{}", provisioned.reference(r).unwrap())],
+                // Bucket-level actions (listing) on the bucket itself.
+                Some("AWS::S3::Bucket") => vec![format!("bucket/{}", provisioned.reference(r).unwrap())],
                 _ => vec![format!("other/{r}")],
             },
             Intrinsic::Sub(s) => match s.split_once(".Arn}/index/") {
@@ -81,6 +83,9 @@ fn actions(operation: &str) -> Vec<String> {
     let names: Vec<&str> = match name {
         "SendMessageBatch" => vec!["SendMessage"],
         "DeleteMessageBatch" => vec!["DeleteMessage"],
+        "DeleteObjects" => vec!["DeleteObject"],
+        "ListObjectsV2" => vec!["ListBucket"],
+        "ListObjectVersions" => vec!["ListBucketVersions"],
         other => vec![other],
     };
     names.into_iter().map(|n| format!("{prefix}:{n}")).collect()
@@ -107,7 +112,8 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
     // Secrets from Secrets Manager, as deployed.
     let name = format!("concierge/iam-{}", std::process::id());
     let setup = TestStack::spawn().await;
-    let value = r#"{"meta_app_secret":"s","meta_verify_token":"v","contact_hash_key":"k"}"#;
+    let value =
+        r#"{"meta_app_secret":"s","meta_verify_token":"v","contact_hash_key":"k","shopify_client_secret":"sh"}"#;
     aws_sdk_secretsmanager::Client::new(&setup.stack.sdk)
         .create_secret()
         .name(&name)
@@ -141,6 +147,7 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
         ("META_APP_SECRET", ""),
         ("META_VERIFY_TOKEN", ""),
         ("CONTACT_HASH_KEY", ""),
+        ("SHOPIFY_CLIENT_SECRET", ""),
         ("PLATFORM_SECRET_ID", name.as_str()),
         ("LLM_PROVIDER", "openai"),
         ("LLM_BASE_URL", base.as_str()),
@@ -187,10 +194,21 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
         assert!(worker_ops.iter().any(|o| o == op), "booking and cancelling should exercise {op}: {worker_ops:?}");
     }
 
-    let checked: BTreeMap<&str, usize> = ["WebhookIngestFunction", "InboundSweeperFunction", "ReplyWorkerFunction"]
-        .into_iter()
-        .map(|f| (f, assert_granted(t, f)))
-        .collect();
+    // Shopify compliance webhooks: a request recorded and queued, its redelivery, an uninstall.
+    let shopify = |topic: &'static str, id: &'static str, body: &'static str| async move {
+        let hmac = concierge::shopify::signature::sign(b"sh", body.as_bytes());
+        t.post_shopify_signed(topic, SHOP_A, id, body.as_bytes(), Some(&hmac)).await.status
+    };
+    let redact = r#"{"shop_id":1,"customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"}}"#;
+    assert_eq!(shopify("customers/redact", "iam-1", redact).await, 200);
+    assert_eq!(shopify("customers/redact", "iam-1", redact).await, 200);
+    assert_eq!(shopify("app/uninstalled", "iam-2", r#"{"id":1}"#).await, 200);
+
+    let checked: BTreeMap<&str, usize> =
+        ["WebhookIngestFunction", "InboundSweeperFunction", "ReplyWorkerFunction", "ShopifyGdprFunction"]
+            .into_iter()
+            .map(|f| (f, assert_granted(t, f)))
+            .collect();
     let ingest_ops: Vec<String> = t.ingest().requests.accesses().into_iter().map(|a| a.operation).collect();
     for op in [
         "DynamoDB:PutItem",

@@ -147,3 +147,51 @@ async fn the_reply_worker_logs_no_personal_data_when_it_answers_or_fails() {
     }
     logs.assert_free_of(&PERSONAL);
 }
+
+#[tokio::test]
+async fn shopify_gdpr_logs_no_personal_data_when_it_succeeds_or_fails() {
+    const SHOPIFY_EMAIL: &str = "john.subject@example.com";
+    const SHOPIFY_PHONE: &str = "555-625-1199";
+    const CUSTOMER_ID: &str = "191167";
+    const STRANGER: &str = "stranger-shop.myshopify.com";
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    let body = format!(
+        r#"{{"shop_id":954889,"shop_domain":"{SHOP_A}","customer":{{"id":{CUSTOMER_ID},"email":"{SHOPIFY_EMAIL}","phone":"{SHOPIFY_PHONE}"}},"orders_to_redact":[299938]}}"#
+    );
+    let logs = LogCapture::start();
+    // Success: a request, its redelivery, an uninstall, an unknown topic.
+    assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l1", body.as_bytes()).await.status, 200);
+    assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l1", body.as_bytes()).await.status, 200);
+    assert_eq!(t.post_shopify("app/uninstalled", SHOP_A, "l2", br#"{"id":954889}"#).await.status, 200);
+    assert_eq!(t.post_shopify("orders/create", SHOP_A, "l3", body.as_bytes()).await.status, 200);
+    // Refused or ignored: a bad HMAC, an unknown shop, a malformed body.
+    let reply = t.post_shopify_signed("customers/redact", SHOP_A, "l4", body.as_bytes(), Some("AAAA")).await;
+    assert_eq!(reply.status, 401);
+    let stranger = body.replace(SHOP_A, STRANGER);
+    assert_eq!(t.post_shopify("customers/redact", STRANGER, "l5", stranger.as_bytes()).await.status, 200);
+    let broken = format!(r#"{{"customer":"{SHOPIFY_EMAIL} {SHOPIFY_PHONE}""#);
+    assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l6", broken.as_bytes()).await.status, 400);
+    // Failing: the queue, then the table.
+    proxy.inject("SendMessage", Fault::Fail);
+    assert_eq!(t.post_shopify("customers/data_request", SHOP_A, "l7", body.as_bytes()).await.status, 500);
+    proxy.clear();
+    proxy.inject("PutItem", Fault::Reject);
+    assert_eq!(t.post_shopify("customers/data_request", SHOP_A, "l8", body.as_bytes()).await.status, 500);
+    proxy.clear();
+
+    let text = logs.text();
+    for expected in [
+        "privacy request recorded and queued",
+        "app uninstalled",
+        "does not handle",
+        "hmac missing or invalid",
+        "no tenant has",
+        "malformed shopify webhook",
+        "queueing the privacy job failed",
+        "recording the request failed",
+    ] {
+        assert!(text.contains(expected), "the paths above log {expected:?}:\n{text}");
+    }
+    logs.assert_free_of(&[SHOPIFY_EMAIL, "john.subject", SHOPIFY_PHONE, "6251199", CUSTOMER_ID, STRANGER]);
+}

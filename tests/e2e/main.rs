@@ -1,5 +1,6 @@
 //! End-to-end: real handlers, real SDK clients, the emulator. One binary, one stack per test.
 
+mod audit;
 mod budget;
 mod config;
 mod events;
@@ -11,8 +12,10 @@ mod local_runner;
 mod logs;
 mod meta;
 mod model;
+mod purge;
 mod reply;
 mod requests;
+mod shopify;
 mod sweeper;
 mod twilio;
 mod privacy;

@@ -6,6 +6,7 @@
 
 pub mod model;
 pub mod proxy;
+pub mod seed;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -268,6 +269,30 @@ impl TestStack {
         self.function("ReplyWorkerFunction")
     }
 
+    /// The emulator's S3, straight (not through a fault proxy).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = sdk_config(emulator_endpoint()).await;
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
+    }
+
+    pub fn bucket(&self, logical_id: &str) -> String {
+        self.stack.provisioned.reference(logical_id).expect("bucket").to_owned()
+    }
+
+    /// Every object key of a bucket.
+    pub async fn objects(&self, logical_id: &str) -> Vec<String> {
+        let pages: Vec<_> = self
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(self.bucket(logical_id))
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        pages.into_iter().flat_map(|p| p.expect("list").contents.unwrap_or_default()).filter_map(|o| o.key).collect()
+    }
+
     pub fn table(&self, logical_id: &str) -> String {
         self.stack.table(logical_id).expect("table").to_owned()
     }
@@ -503,4 +528,84 @@ pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
 pub fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+// ------------------------------------------------------------------ Shopify compliance webhooks
+
+pub const SHOP_A: &str = "acme-dental.myshopify.com";
+
+/// The Shopify client secret the local stack verifies with (`infra/local/env.json`).
+pub fn shopify_secret() -> String {
+    let text = std::fs::read_to_string(repo_root().join("infra/local/env.json")).expect("env.json");
+    let env: Value = serde_json::from_str(&text).expect("env.json is JSON");
+    env["ShopifyGdprFunction"]["SHOPIFY_CLIENT_SECRET"].as_str().expect("the Shopify secret in env.json").to_owned()
+}
+
+impl TestStack {
+    /// A Shopify webhook with the headers Shopify sends (its own capitalisation), signed with
+    /// `hmac` (`None`: no signature header).
+    pub async fn post_shopify_signed(
+        &self,
+        topic: &str,
+        shop: &str,
+        webhook_id: &str,
+        body: &[u8],
+        hmac: Option<&str>,
+    ) -> Reply {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("X-Shopify-Topic", topic),
+            ("X-Shopify-Shop-Domain", shop),
+            ("X-Shopify-Webhook-Id", webhook_id),
+            ("X-Shopify-API-Version", "2025-10"),
+            ("X-Shopify-Triggered-At", "2026-01-01T00:00:00Z"),
+        ];
+        if let Some(hmac) = hmac {
+            headers.push(("X-Shopify-Hmac-Sha256", hmac));
+        }
+        self.request("POST", "/webhooks/shopify", &headers, body).await
+    }
+
+    /// A Shopify webhook signed as Shopify signs it, for the local secret.
+    pub async fn post_shopify(&self, topic: &str, shop: &str, webhook_id: &str, body: &[u8]) -> Reply {
+        let hmac = concierge::shopify::signature::sign(shopify_secret().as_bytes(), body);
+        self.post_shopify_signed(topic, shop, webhook_id, body, Some(&hmac)).await
+    }
+
+    pub fn shopify(&self) -> &Arc<LocalFunction> {
+        self.function("ShopifyGdprFunction")
+    }
+
+    pub fn privacy_queue_url(&self) -> String {
+        self.stack.provisioned.reference("PrivacyJobsQueue").expect("privacy queue").to_owned()
+    }
+
+    /// Every job on the privacy queue (bodies), read without deleting them.
+    pub async fn privacy_jobs(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(self.privacy_queue_url())
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch.into_iter().filter_map(|m| m.body));
+        }
+    }
+
+    /// The privacy requests stored for `tenant` (a Query on its partition).
+    pub async fn privacy_requests(&self, tenant: &str) -> Vec<concierge::privacy::requests::PrivacyRequest> {
+        use concierge::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
+        let store = DynamoPrivacyRequests::new(self.dynamodb.clone(), self.table("TenantsTable"));
+        store.list(&concierge::domain::TenantId::parse(tenant).expect("tenant id")).await.expect("list")
+    }
 }

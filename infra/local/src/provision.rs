@@ -51,9 +51,11 @@ pub async fn provision(template: &Template, sdk: &SdkConfig, prefix: &str) -> Re
     }
 
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
-    for (id, _) in template.resources_of("AWS::S3::Bucket") {
+    for (id, props) in template.resources_of("AWS::S3::Bucket") {
         let name = format!("{prefix}-{}", id.to_ascii_lowercase());
-        match s3.create_bucket().bucket(&name).send().await {
+        // Object Lock can only be chosen when a bucket is created (it turns versioning on).
+        let lock = props.get("ObjectLockEnabled").and_then(Value::as_bool) == Some(true);
+        match s3.create_bucket().bucket(&name).object_lock_enabled_for_bucket(lock).send().await {
             Ok(_) => {}
             Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
             Err(e) => {

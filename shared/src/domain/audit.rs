@@ -93,6 +93,52 @@ pub enum ChainBreak {
     Link { seq: u64 },
     #[error("entry {seq}: its content does not match its hash (changed after it was written)")]
     Content { seq: u64 },
+    #[error("entry {seq}: the entries before it are missing and no anchor vouches for where the chain starts")]
+    Unanchored { seq: u64 },
+    #[error("entry {seq}: does not match the hash anchored for it (the trail was rewritten)")]
+    Anchor { seq: u64 },
+    #[error("entry {seq}: missing, but it was anchored (entries were deleted from the end)")]
+    Truncated { seq: u64 },
+}
+
+/// A chain position written where nobody can change or delete it (S3 Object Lock, compliance
+/// mode): the head after each purge run, and the last entry before the ones the retention
+/// removes (so a chain that no longer starts at 1 still starts where an anchor says).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// Verifies a tenant's whole stored chain against its anchors: the chain itself (as `verify`),
+/// where it starts (genesis, or an anchor for the entry before its first), and every anchor
+/// that falls inside it or after it. Names the first bad entry.
+pub fn verify_anchored(records: &[AuditRecord], anchors: &[Anchor]) -> Result<u64, ChainBreak> {
+    let start = match records.first() {
+        Some(first) if first.seq > 1 => {
+            let vouched = anchors.iter().any(|a| a.seq + 1 == first.seq && a.hash == first.prev_hash);
+            if !vouched {
+                return Err(ChainBreak::Unanchored { seq: first.seq });
+            }
+            Some((first.seq, first.prev_hash.as_str()))
+        }
+        _ => None,
+    };
+    let count = verify(records, start)?;
+    let first_seq = records.first().map_or(1, |r| r.seq);
+    let head = records.last().map_or(0, |r| r.seq);
+    let mut anchors: Vec<&Anchor> = anchors.iter().filter(|a| a.seq >= first_seq).collect();
+    anchors.sort_by_key(|a| a.seq);
+    for a in anchors {
+        if a.seq > head {
+            return Err(ChainBreak::Truncated { seq: head + 1 });
+        }
+        let record = &records[(a.seq - first_seq) as usize];
+        if record.hash != a.hash {
+            return Err(ChainBreak::Anchor { seq: a.seq });
+        }
+    }
+    Ok(count)
 }
 
 /// Verifies records read in order. `start` is where the chain is expected to begin: the
@@ -173,5 +219,32 @@ mod tests {
         rewritten[1].entry.actor = "someone".into();
         rewritten[1].hash = chain_hash(&rewritten[1].prev_hash, 2, &rewritten[1].entry);
         assert_eq!(verify(&rewritten, None), Err(ChainBreak::Link { seq: 3 }));
+    }
+
+    fn anchor(r: &AuditRecord) -> Anchor {
+        Anchor { seq: r.seq, hash: r.hash.clone() }
+    }
+
+    #[test]
+    fn anchors_catch_a_rewritten_trail_a_cut_end_and_an_unvouched_start() {
+        let c = chain(5);
+        assert_eq!(verify_anchored(&c, &[anchor(&c[2]), anchor(&c[4])]), Ok(5));
+        // Every entry rewritten with consistent hashes: the chain alone verifies, the anchor does not.
+        let mut forged: Vec<AuditRecord> = Vec::new();
+        for r in &c {
+            let mut e = r.entry.clone();
+            e.actor = "forger".into();
+            let next = AuditRecord::next(forged.last(), e);
+            forged.push(next);
+        }
+        assert_eq!(verify(&forged, None), Ok(5));
+        assert_eq!(verify_anchored(&forged, &[anchor(&c[2])]), Err(ChainBreak::Anchor { seq: 3 }));
+        // The last entry deleted after the head was anchored.
+        assert_eq!(verify_anchored(&c[..4], &[anchor(&c[4])]), Err(ChainBreak::Truncated { seq: 5 }));
+        // The oldest entries removed: fine with an anchor for the entry before the first kept,
+        // refused without one.
+        assert_eq!(verify_anchored(&c[2..], &[anchor(&c[1])]), Ok(3));
+        assert_eq!(verify_anchored(&c[2..], &[]), Err(ChainBreak::Unanchored { seq: 3 }));
+        assert_eq!(verify_anchored(&c[2..], &[anchor(&c[0])]), Err(ChainBreak::Unanchored { seq: 3 }));
     }
 }

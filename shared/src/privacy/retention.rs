@@ -16,6 +16,16 @@ pub const DAY: i64 = 86_400;
 /// retention, so the backstop never deletes earlier than the current setting.
 pub const TTL_GRACE_DAYS: i64 = 7;
 
+/// The longest retention a tenant may set.
+pub const MAX_RETENTION_DAYS: i64 = 3650;
+
+/// The TTL backstop of an audit entry written at `now_secs`. The purge trims the chain at the
+/// tenant's audit retention after anchoring where the kept part starts; a TTL firing first would
+/// cut the chain where no anchor vouches for it, so the backstop lies beyond any setting.
+pub fn audit_ttl(now_secs: i64) -> i64 {
+    now_secs + (MAX_RETENTION_DAYS + TTL_GRACE_DAYS) * DAY
+}
+
 /// Retention per category, in days. Stored profiles are read with it too, so it accepts fields it
 /// does not know; the tenants file refuses them on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +50,7 @@ impl RetentionDays {
     pub fn validate(&self) -> Result<(), &'static str> {
         let all =
             [self.messages, self.leads, self.appointments, self.logs, self.idempotency_keys, self.audit, self.exports];
-        if all.iter().any(|d| *d == 0 || *d > 3650) {
+        if all.iter().any(|d| *d == 0 || i64::from(*d) > MAX_RETENTION_DAYS) {
             return Err("retention_days must be between 1 and 3650");
         }
         Ok(())

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use super::{Item, StoreError};
 
 /// DynamoDB's limit per `BatchWriteItem`.
-pub const BATCH_SIZE: usize = 25;
+pub const BATCH: usize = 25;
 /// Sends of the unprocessed rest of one batch before giving up.
 pub const ATTEMPTS: u32 = 8;
 const FIRST_PAUSE: Duration = Duration::from_millis(25);
@@ -24,7 +24,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 pub async fn delete_keys(client: &Client, table: &str, keys: Vec<Item>) -> Result<usize, StoreError> {
     let keys = distinct(keys);
     let count = keys.len();
-    for chunk in keys.chunks(BATCH_SIZE) {
+    for chunk in keys.chunks(BATCH) {
         let requests = chunk
             .iter()
             .map(|key| {

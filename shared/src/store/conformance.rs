@@ -420,7 +420,7 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
     assert_eq!(store.create(&wipe).await.unwrap(), Created::New);
     let due = request.due_at_ms;
     let overdue: Vec<_> = store.overdue(tenant, due + 1).await.unwrap().into_iter().map(|r| r.id).collect();
-    assert_eq!(overdue, [id.clone()], "past its deadline and not done");
+    assert_eq!(overdue, std::slice::from_ref(&id), "past its deadline and not done");
     assert!(store.overdue(tenant, due).await.unwrap().is_empty(), "due is not overdue");
 
     // Completed once: the sealed subject goes in the same write; the result stays.

@@ -124,6 +124,13 @@ pub const CONVERSATION_SK_PREFIX: &str = "CONV#";
 pub const CONSENT_SK_PREFIX: &str = "CONSENT#";
 pub const LEAD_SK_PREFIX: &str = "LEAD#";
 pub const APPOINTMENT_SK_PREFIX: &str = "APPT#";
+/// A subject export of the contact (`EXPORT#<request id>`): how an erasure finds earlier exports.
+pub const EXPORT_SK_PREFIX: &str = "EXPORT#";
+
+/// The objects of one subject export in the data bucket.
+pub fn export_prefix(tenant: &TenantId, request: &str) -> String {
+    concat(&[tenant.as_str(), "/exports/", request, "/"])
+}
 
 pub fn conversation_item_sk(channel: Channel) -> String {
     concat(&[CONVERSATION_SK_PREFIX, channel.as_str()])
@@ -189,6 +196,14 @@ pub const KB_PREFIX: &str = "KB#";
 /// tenants with a Query. Written only when a tenant's settings change.
 pub const TENANT_LIST_PK: &str = "TENANTS";
 
+/// Where the retention purge stands for one category of a tenant (`TenantsTable`, under the
+/// tenant's partition).
+pub const PURGE_CURSOR_PREFIX: &str = "PURGE#";
+
+pub fn purge_cursor_sk(category: Category) -> String {
+    concat(&[PURGE_CURSOR_PREFIX, category.as_str()])
+}
+
 pub fn knowledge_sk(index: usize) -> String {
     format!("{KB_PREFIX}{index:04}")
 }
@@ -211,10 +226,9 @@ pub fn privacy_request_sk(id: &crate::domain::RecordId) -> String {
 
 // ------------------------------------------------------------------ privacy (ContactsTable, bucket)
 
-/// A contact's items that point elsewhere: an identity index entry it owns (`ID#<kind>#<hash>`)
-/// and its earlier exports (`EXPORT#<request id>`), so an erasure's partition Query finds them.
+/// A contact's pointer to an identity index entry it owns (`ID#<kind>#<hash>`), so an
+/// erasure's partition Query finds it (as it finds earlier exports, `EXPORT_SK_PREFIX`).
 pub const IDENTITY_SK_PREFIX: &str = "ID#";
-pub const EXPORT_SK_PREFIX: &str = "EXPORT#";
 
 /// The identity index: `<tenant>#ID#<kind>#<keyed hash of the identifier>`, one item per
 /// contact it names (`sk` = the contact's key). Finds a contact from an email or a shop's
@@ -241,11 +255,6 @@ pub const ERASED_SK: &str = "CONSENT";
 /// Every object of a tenant in the data bucket.
 pub fn tenant_objects_prefix(tenant: &TenantId) -> String {
     concat(&[tenant.as_str(), "/"])
-}
-
-/// The objects of one export: `<tenant>/exports/<request id>/`.
-pub fn export_prefix(tenant: &TenantId, request: &str) -> String {
-    concat(&[tenant.as_str(), "/exports/", request, "/"])
 }
 
 /// The media copied for one message (`media::media_key` names each object under it).

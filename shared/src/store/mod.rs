@@ -3,6 +3,7 @@
 //! attribute names; every key format is in `keys`.
 
 pub mod audit;
+pub mod batch;
 #[doc(hidden)]
 pub mod conformance;
 pub mod contacts;
@@ -140,7 +141,6 @@ pub(crate) fn transaction_condition_failed(
     }
 }
 
-pub mod batch;
 pub mod objects;
 
 /// A table key as `BatchWriteItem` takes it: `pk`, and `sk` for tables with a sort key.

@@ -59,7 +59,6 @@ impl TenantLoader<'_> {
             list_pk: keys::TENANT_LIST_PK.into(),
             list_sk: id.to_string(),
             name: spec.name.clone(),
-            created_at: previous.as_ref().and_then(|p| p.created_at).or(Some(now)),
             retention: spec.retention_days,
             meta,
             twilio,
@@ -67,6 +66,7 @@ impl TenantLoader<'_> {
             settings: spec.settings(),
             knowledge_version: Some(crate::assistant::knowledge::version(&spec.knowledge_base)),
             updated_at: now,
+            created_at: Some(previous.as_ref().map_or(now, |p| p.created_at.unwrap_or(p.updated_at))),
             // Set by the platform (an uninstall), not by the file: a reload keeps it.
             suspended_at: previous.as_ref().and_then(|p| p.suspended_at),
         };

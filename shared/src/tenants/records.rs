@@ -30,10 +30,6 @@ pub struct ProfileItem {
     pub list_pk: String,
     pub list_sk: String,
     pub name: String,
-    /// When the tenant was first loaded (unix seconds; `None` for profiles written before this
-    /// was recorded): a tenant wipe walks the day buckets from here.
-    #[serde(default)]
-    pub created_at: Option<i64>,
     pub retention: RetentionDays,
     #[serde(default)]
     pub meta: Option<MetaChannel>,
@@ -47,6 +43,9 @@ pub struct ProfileItem {
     #[serde(default)]
     pub knowledge_version: Option<String>,
     pub updated_at: i64,
+    /// When the tenant was first loaded (unix seconds): where the retention purge starts.
+    #[serde(default)]
+    pub created_at: Option<i64>,
     /// When the tenant was suspended (Shopify `app/uninstalled`; unix seconds): the assistant
     /// stops answering, the data stays until `shop/redact` or the cancellation retention.
     /// Written by `shopify-gdpr`, kept by the loader.

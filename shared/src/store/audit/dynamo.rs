@@ -33,6 +33,37 @@ impl DynamoAuditLog {
             .map_err(|e| StoreError::aws("Query audit head", e))?;
         out.items.unwrap_or_default().into_iter().next().map(record_of).transpose()
     }
+
+    /// The oldest entries, in order, as long as they were written before `before_ms` (the
+    /// retention's reach); at most `limit`.
+    pub async fn older_than(
+        &self,
+        tenant: &TenantId,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let Some(head) = self.head(tenant).await? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for record in self.read(tenant, 0, limit).await? {
+            // The head stays, whatever its age: a chain emptied would start again at 1.
+            if record.entry.at_ms >= before_ms || record.seq >= head.seq {
+                break;
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Deletes the entries with these sequence numbers (the retention's oldest ones).
+    pub async fn delete(&self, tenant: &TenantId, seqs: &[u64]) -> Result<usize, StoreError> {
+        let keys = seqs
+            .iter()
+            .map(|seq| {
+                crate::store::Item::from([("pk".to_owned(), s(keys::audit_pk(tenant))), ("seq".to_owned(), n(*seq))])
+            })
+            .collect();
+        crate::store::batch::delete_keys(&self.client, &self.table, keys).await
+    }
 }
 
 impl DynamoAuditLog {

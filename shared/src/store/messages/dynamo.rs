@@ -68,6 +68,13 @@ pub fn inbound_item(new: &NewInbound<'_>) -> Result<Item, StoreError> {
     item.insert("pend_pk".into(), s(keys::pending_pk(new.tenant, shard)));
     item.insert("pend_sk".into(), s(keys::pending_sk(new.sweep_at_ms)));
     item.insert("content".into(), content_value(&m.content)?);
+    // How many media copies the message may get (`<tenant>/media/<ref>/<n>`): the purge reads
+    // it from the expiry index and deletes them with the message.
+    if let Content::Media { attachments, .. } = &m.content
+        && !attachments.is_empty()
+    {
+        item.insert("media_n".into(), int(attachments.len() as i64));
+    }
     item.insert("provider_id".into(), s(m.id.as_str()));
     item.insert("stage".into(), s(Stage::Received.as_str()));
     item.insert("attempt".into(), s(new.attempt));

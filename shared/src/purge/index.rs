@@ -1,0 +1,224 @@
+//! The purge's reads and deletes: one day bucket of the sparse `expiry` index at a time
+//! (KEYS_ONLY, plus `media_n` on messages), never a Scan. What a bucket's items leave behind in
+//! the bucket (media copies, export objects) goes first: an item deleted before its objects
+//! would leave them unreachable.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::domain::TenantId;
+use crate::store::{Item, StoreError, condition_failed, get_n, get_s, keys, n, s};
+
+pub const EXPIRY_INDEX: &str = "expiry";
+/// S3 `DeleteObjects` takes at most 1,000 keys.
+const OBJECTS_PER_DELETE: usize = 1000;
+/// Single conditional deletes in flight per bucket page.
+const CONCURRENT_DELETES: usize = 16;
+
+/// The tables that carry expiry buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Inbound and outbound messages, delivery stubs. Their bucket never changes once written,
+    /// so they go in unconditional batches.
+    Messages,
+    /// Contacts, conversations, consent, leads, appointments, slots, export records. A contact
+    /// or conversation moves to a later bucket when the customer writes again, so each delete
+    /// is conditional on the item still being in the bucket the index showed.
+    Contacts,
+}
+
+/// What deleting one page of a bucket removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub items: u64,
+    pub objects: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExpiryIndex {
+    pub dynamodb: Client,
+    pub s3: aws_sdk_s3::Client,
+    pub messages_table: String,
+    pub contacts_table: String,
+    pub bucket: String,
+}
+
+fn s3_error<E: std::error::Error + Send + Sync + 'static>(operation: &'static str, e: E) -> StoreError {
+    StoreError::Aws { operation, message: crate::aws::describe(e) }
+}
+
+impl ExpiryIndex {
+    fn table(&self, table: Table) -> &str {
+        match table {
+            Table::Messages => &self.messages_table,
+            Table::Contacts => &self.contacts_table,
+        }
+    }
+
+    /// One page of a bucket's keys (from `start`), and where the next page starts.
+    pub async fn page(
+        &self,
+        table: Table,
+        bucket: &str,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let out = self
+            .dynamodb
+            .query()
+            .table_name(self.table(table))
+            .index_name(EXPIRY_INDEX)
+            .key_condition_expression("exp_pk = :b")
+            .expression_attribute_values(":b", s(bucket))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query expiry", e))?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+
+    /// The objects that go with these items: media copies of messages, files of exports.
+    pub async fn objects_of(&self, tenant: &TenantId, table: Table, items: &[Item]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for item in items {
+            let Some(pk) = get_s(item, "pk") else { continue };
+            match table {
+                Table::Messages => {
+                    let media: usize = get_n(item, "media_n").unwrap_or(0);
+                    if media > 0
+                        && let Some((_, _, message_ref)) = keys::parse_message_key(pk)
+                    {
+                        out.extend((0..media).map(|i| crate::media::media_key(tenant, message_ref, i)));
+                    }
+                }
+                Table::Contacts => {
+                    if let Some(request) = get_s(item, "sk").and_then(|sk| sk.strip_prefix(keys::EXPORT_SK_PREFIX)) {
+                        out.extend(self.list(&keys::export_prefix(tenant, request)).await?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        let pages: Vec<_> = pages.try_collect().await.map_err(|e| s3_error("ListObjectsV2", e))?;
+        Ok(pages.iter().flat_map(|p| p.contents()).filter_map(|o| o.key().map(str::to_owned)).collect())
+    }
+
+    /// Deletes objects, 1,000 per request; a key that is already gone is not an error.
+    pub async fn delete_objects(&self, keys: Vec<String>) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(OBJECTS_PER_DELETE) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build().expect("key is set"))
+                .collect::<Vec<_>>();
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().expect("objects are set");
+            let out = self
+                .s3
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| s3_error("DeleteObjects", e))?;
+            if let Some(e) = out.errors().first() {
+                return Err(StoreError::Aws {
+                    operation: "DeleteObjects",
+                    message: format!("{} objects not deleted: {}", out.errors().len(), e.code().unwrap_or("error")),
+                });
+            }
+            deleted += chunk.len() as u64;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes one page of a bucket's items (after their objects).
+    pub async fn delete(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        bucket: &str,
+        items: Vec<Item>,
+    ) -> Result<Removed, StoreError> {
+        let objects = self.delete_objects(self.objects_of(tenant, table, &items).await?).await?;
+        let items = match table {
+            Table::Messages => {
+                let keys = items.into_iter().filter_map(|i| Some(Item::from([("pk".into(), i.get("pk")?.clone())])));
+                crate::store::batch::delete_keys(&self.dynamodb, &self.messages_table, keys.collect()).await? as u64
+            }
+            Table::Contacts => {
+                let deletes: Vec<_> =
+                    items.iter().filter_map(base_key).map(|key| self.delete_if_in(key, bucket)).collect();
+                futures::stream::iter(deletes)
+                    .buffer_unordered(CONCURRENT_DELETES)
+                    .try_fold(0, |n, gone| async move { Ok(n + u64::from(gone)) })
+                    .await?
+            }
+        };
+        Ok(Removed { items, objects })
+    }
+
+    /// Deletes a ContactsTable item only if it is still in `bucket`.
+    async fn delete_if_in(&self, key: Item, bucket: &str) -> Result<bool, StoreError> {
+        let result = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.contacts_table)
+            .set_key(Some(key))
+            .condition_expression("exp_pk = :b")
+            .expression_attribute_values(":b", s(bucket))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("DeleteItem expired", e)),
+        }
+    }
+
+    /// Moves the TTL stamps of one page out to `ttl` (never earlier than they are).
+    pub async fn restamp(&self, table: Table, items: Vec<Item>, ttl: i64) -> Result<u64, StoreError> {
+        let name = self.table(table).to_owned();
+        let keys: Vec<Item> = match table {
+            Table::Messages => {
+                items.into_iter().filter_map(|i| Some(Item::from([("pk".into(), i.get("pk")?.clone())]))).collect()
+            }
+            Table::Contacts => items.iter().filter_map(base_key).collect(),
+        };
+        let updates: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let name = name.clone();
+                async move {
+                    let result = self
+                        .dynamodb
+                        .update_item()
+                        .table_name(name)
+                        .set_key(Some(key))
+                        .update_expression("SET expires_at = :t")
+                        .condition_expression("attribute_exists(exp_pk) AND expires_at < :t")
+                        .expression_attribute_values(":t", n(ttl))
+                        .send()
+                        .await;
+                    match result {
+                        Ok(_) => Ok(1),
+                        Err(e) if condition_failed(&e) => Ok(0),
+                        Err(e) => Err(StoreError::aws("UpdateItem TTL", e)),
+                    }
+                }
+            })
+            .collect();
+        futures::stream::iter(updates)
+            .buffer_unordered(CONCURRENT_DELETES)
+            .try_fold(0, |n, done| async move { Ok(n + done) })
+            .await
+    }
+}
+
+/// The table key (`pk`, `sk`) of a ContactsTable index entry.
+fn base_key(item: &Item) -> Option<Item> {
+    Some(Item::from([("pk".into(), item.get("pk")?.clone()), ("sk".into(), item.get("sk")?.clone())]))
+}

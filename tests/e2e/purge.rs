@@ -1,0 +1,297 @@
+//! The retention purge end to end: the function (or its core) against the emulator, on data
+//! seeded with chosen ages in the production layout.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use concierge::aws::{AwsClients, RequestCounter};
+use concierge::function::schedule;
+use concierge::privacy::retention::{DAY, RetentionDays, TTL_GRACE_DAYS};
+use concierge::purge::index::ExpiryIndex;
+use concierge::purge::{PurgeOptions, PurgeReport, Purger};
+use concierge::store::audit::{AnchorStore, DynamoAuditLog};
+use concierge::tenants::DynamoTenantCatalog;
+use concierge_e2e::*;
+use serde_json::Value;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn retention(messages: u32) -> RetentionDays {
+    RetentionDays { messages, ..RetentionDays::default() }
+}
+
+/// Changes one retention setting of a tenant's stored profile, as an operator would.
+async fn set_retention(t: &TestStack, tenant: &str, category: &str, days: u32) {
+    t.dynamodb
+        .update_item()
+        .table_name(t.table("TenantsTable"))
+        .key("pk", AttributeValue::S(tenant.into()))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET retention.#c = :d")
+        .expression_attribute_names("#c", category)
+        .expression_attribute_values(":d", AttributeValue::N(days.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Runs the deployed function as EventBridge would, at `at` (unix seconds).
+async fn purge_at(t: &TestStack, at: i64) -> Value {
+    let event = schedule::event("arn:aws:events:us-east-1:000000000000:rule/purge", at * 1000, "e2e");
+    let report = t.invoke("RetentionPurgeFunction", &event).await.expect("purge runs");
+    assert_eq!(report["tenants"].as_array().unwrap().iter().filter(|r| r.get("error").is_some()).count(), 0);
+    report
+}
+
+/// The purge core with the function's configuration, its requests counted apart.
+fn purger(t: &TestStack) -> (Purger, RequestCounter) {
+    let env = &t.function("RetentionPurgeFunction").env;
+    let counter = RequestCounter::default();
+    let aws = AwsClients::new(&t.stack.sdk, counter.clone());
+    let purger = Purger {
+        index: ExpiryIndex {
+            dynamodb: aws.dynamodb.clone(),
+            s3: aws.s3(),
+            messages_table: env["MESSAGES_TABLE"].clone(),
+            contacts_table: env["CONTACTS_TABLE"].clone(),
+            bucket: env["DATA_BUCKET"].clone(),
+        },
+        tenants_table: env["TENANTS_TABLE"].clone(),
+        catalog: DynamoTenantCatalog::new(aws.dynamodb.clone(), env["TENANTS_TABLE"].clone()),
+        audit: DynamoAuditLog::new(aws.dynamodb.clone(), env["AUDIT_TABLE"].clone()),
+        anchors: AnchorStore::new(aws.s3(), env["AUDIT_ANCHOR_BUCKET"].clone()),
+    };
+    (purger, counter)
+}
+
+async fn run(purger: &Purger, at: i64, max_batches: Option<u64>) -> PurgeReport {
+    let options = PurgeOptions {
+        now_ms: at * 1000,
+        deadline: Instant::now() + Duration::from_secs(120),
+        max_batches,
+        dry_run: false,
+    };
+    purger.run(&options).await.expect("purge runs")
+}
+
+async fn present(t: &TestStack, keys: &[String]) -> usize {
+    let mut n = 0;
+    for key in keys {
+        n += usize::from(t.message(key).await.is_some());
+    }
+    n
+}
+
+#[tokio::test]
+async fn what_is_past_each_tenants_retention_goes_and_younger_data_stays() {
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    let (c1, c2) = (seed::contact(1), seed::contact(2));
+    let a_old = seed::messages(&t, TENANT_A, &c1, t0, 5, 2, &RetentionDays::default()).await;
+    let a_new = seed::messages(&t, TENANT_A, &c1, t0 + 40 * DAY, 5, 0, &RetentionDays::default()).await;
+    set_retention(&t, TENANT_B, "messages", 30).await;
+    let b_old = seed::messages(&t, TENANT_B, &c2, t0, 5, 0, &retention(30)).await;
+    let b_new = seed::messages(&t, TENANT_B, &c2, t0 + 40 * DAY, 5, 0, &retention(30)).await;
+    seed::activity(&t, TENANT_B, &c2, t0).await;
+    assert_eq!(t.objects("DataBucket").await.len(), 10, "two media copies per old message of A");
+
+    // Day 32: only B's 30-day retention has passed, for the messages of day 0 and its contact.
+    let report = purge_at(&t, t0 + 32 * DAY).await;
+    assert_eq!(present(&t, &b_old).await, 0);
+    assert_eq!(present(&t, &b_new).await, 5);
+    assert_eq!(present(&t, &a_old).await + present(&t, &a_new).await, 10, "A keeps 24 months");
+    let contacts = t.scan("ContactsTable").await;
+    assert!(
+        !contacts.iter().any(|i| i["pk"].as_s().unwrap().starts_with(&format!("{TENANT_B}#C#"))),
+        "B's contact went"
+    );
+    let b = report["tenants"].as_array().unwrap().iter().find(|r| r["tenant"] == TENANT_B).unwrap();
+    assert_eq!(b["counts"]["messages"], 5 + 2, "5 messages, the contact and its conversation: {b}");
+    assert_eq!(b["complete"], true);
+
+    // Day 732: A's messages of day 0 are past 730 days, with their media; those of day 40 stay.
+    purge_at(&t, t0 + 732 * DAY).await;
+    assert_eq!(present(&t, &a_old).await, 0);
+    assert_eq!(present(&t, &a_new).await, 5);
+    assert!(t.objects("DataBucket").await.is_empty(), "media copies deleted with their messages");
+}
+
+#[tokio::test]
+async fn a_retention_shortened_after_the_fact_applies_to_data_already_stored() {
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    let old = seed::messages(&t, TENANT_A, &seed::contact(1), t0, 8, 0, &RetentionDays::default()).await;
+    purge_at(&t, t0 + 100 * DAY).await;
+    assert_eq!(present(&t, &old).await, 8, "100 days old, 730 kept");
+    set_retention(&t, TENANT_A, "messages", 60).await;
+    purge_at(&t, t0 + 100 * DAY).await;
+    assert_eq!(present(&t, &old).await, 0, "the new setting reaches them at the next run");
+}
+
+#[tokio::test]
+async fn a_lengthened_retention_keeps_the_data_and_moves_the_ttl_backstop_past_it() {
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    set_retention(&t, TENANT_B, "messages", 30).await;
+    let kept = seed::messages(&t, TENANT_B, &seed::contact(2), t0, 6, 0, &retention(30)).await;
+    let ttl = |item: &std::collections::HashMap<String, AttributeValue>| -> i64 {
+        item["expires_at"].as_n().unwrap().parse().unwrap()
+    };
+    let first = t.message(&kept[0]).await.unwrap();
+    assert!(ttl(&first) < t0 + 40 * DAY, "stamped for 30 days");
+
+    set_retention(&t, TENANT_B, "messages", 400).await;
+    purge_at(&t, t0 + 10 * DAY).await;
+    for key in &kept {
+        let item = t.message(key).await.expect("kept");
+        assert!(ttl(&item) >= t0 + (400 + 1) * DAY, "the backstop never fires before 400 days");
+    }
+    // Past the old retention and the old backstop: still there.
+    purge_at(&t, t0 + (31 + TTL_GRACE_DAYS) * DAY).await;
+    assert_eq!(present(&t, &kept).await, 6);
+    purge_at(&t, t0 + 402 * DAY).await;
+    assert_eq!(present(&t, &kept).await, 0, "and they go at the new retention");
+}
+
+/// E expired items among N live ones: the requests follow E, the tenants and the days, never N.
+#[tokio::test]
+async fn the_cost_follows_what_expired_not_what_is_stored() {
+    const EXPIRED: usize = 500;
+    const LIVE: usize = 20_000;
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    let expired = seed::messages(&t, TENANT_A, &seed::contact(1), t0, EXPIRED, 0, &RetentionDays::default()).await;
+    seed::messages(&t, TENANT_A, &seed::contact(2), t0 + 200 * DAY, LIVE, 0, &RetentionDays::default()).await;
+
+    let requests = &t.function("RetentionPurgeFunction").requests;
+    let at = t0 + 731 * DAY;
+    purge_at(&t, at).await;
+    assert_eq!(present(&t, &expired[..50]).await, 0);
+    let ops = requests.by_operation();
+    assert_eq!(ops.get("DynamoDB:Scan"), None, "{ops:?}");
+    assert_eq!(ops.get("DynamoDB:BatchWriteItem").copied().unwrap_or(0), expected_batches(&expired), "{ops:?}");
+
+    // The bound: per tenant a constant (profile, cursors, audit, anchor); per tenant and day one
+    // Query per table and shard of each category; per 25 expired items one batch (plus one
+    // partial batch per shard). N appears nowhere.
+    let tenants = 2;
+    let days = (concierge::purge::plan::last_expired_day(at, 730) - (t0 / DAY) + 1).max(1) as u64;
+    let queries_per_day = 7 * u64::from(concierge::store::keys::SHARDS);
+    let bound = 1 + tenants * 16 + tenants * days * queries_per_day + (EXPIRED as u64 / 25 + 8);
+    let total = requests.get();
+    assert!(total <= bound, "{total} requests for {EXPIRED} expired among {LIVE} live > {bound}: {ops:?}");
+    eprintln!("purge of {EXPIRED} expired among {LIVE} live items: {total} requests {ops:?}");
+}
+
+/// One `BatchWriteItem` per 25 expired items of each shard's bucket.
+fn expected_batches(keys: &[String]) -> u64 {
+    let mut per_shard = [0u64; concierge::store::keys::SHARDS as usize];
+    for key in keys {
+        per_shard[concierge::store::keys::shard_of(key) as usize] += 1;
+    }
+    per_shard.iter().map(|n| n.div_ceil(25)).sum()
+}
+
+/// What a purge leaves: every key of the data tables and every object.
+async fn end_state(t: &TestStack) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for table in ["MessagesTable", "ContactsTable"] {
+        for item in t.scan(table).await {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            out.insert(format!("{table} {} {sk}", item["pk"].as_s().unwrap()));
+        }
+    }
+    out.extend(t.objects("DataBucket").await.into_iter().map(|k| format!("object {k}")));
+    out
+}
+
+async fn seeded(t0: i64) -> TestStack {
+    let t = TestStack::spawn().await;
+    seed_into(&t, t0).await;
+    t
+}
+
+/// Two tenants, three ages (two past 730 days at the runs' time), media, contacts.
+async fn seed_into(t: &TestStack, t0: i64) {
+    let default = RetentionDays::default();
+    seed::messages(t, TENANT_A, &seed::contact(1), t0, 120, 1, &default).await;
+    seed::messages(t, TENANT_A, &seed::contact(2), t0 + DAY, 60, 0, &default).await;
+    seed::messages(t, TENANT_A, &seed::contact(3), t0 + 300 * DAY, 30, 0, &default).await;
+    seed::messages(t, TENANT_B, &seed::contact(4), t0, 90, 0, &default).await;
+    seed::activity(t, TENANT_A, &seed::contact(1), t0).await;
+    seed::activity(t, TENANT_B, &seed::contact(4), t0 + DAY).await;
+}
+
+#[tokio::test]
+async fn a_run_stopped_after_k_batches_then_run_again_ends_like_an_uninterrupted_one() {
+    let t0 = now_secs();
+    let at = t0 + 733 * DAY;
+    let whole = seeded(t0).await;
+    let report = run(&purger(&whole).0, at, None).await;
+    assert!(report.complete());
+    let expected = end_state(&whole).await;
+    assert!(expected.iter().any(|k| k.contains(&seed::contact(3).key())), "young data stays");
+    assert!(!expected.iter().any(|k| k.starts_with("object")), "media went");
+
+    for k in [1, 4, 11] {
+        let t = seeded(t0).await;
+        let before = end_state(&t).await;
+        let (purger, _) = purger(&t);
+        let stopped = run(&purger, at, Some(k)).await;
+        assert!(!stopped.complete(), "k = {k}: stopped early");
+        let midway = end_state(&t).await;
+        assert!(midway.len() < before.len() && midway != expected, "k = {k}: stopped part way");
+        assert!(run(&purger, at, None).await.complete());
+        assert_eq!(end_state(&t).await, expected, "k = {k}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_crashes_part_way_then_runs_again_ends_like_an_uninterrupted_one() {
+    let t0 = now_secs();
+    let at = t0 + 733 * DAY;
+    let whole = seeded(t0).await;
+    run(&purger(&whole).0, at, None).await;
+    let expected = end_state(&whole).await;
+
+    let proxy = FaultProxy::start(emulator_endpoint()).await;
+    let t = TestStack::spawn_through(&proxy.endpoint).await;
+    seed_into(&t, t0).await;
+    // Every batch deleting messages of contact 2 fails: A's run dies part way.
+    proxy.inject_where("BatchWriteItem", &seed::contact(2).key(), Fault::Fail);
+    let (purger, _) = purger(&t);
+    let crashed = purger.run(&options(at)).await.unwrap();
+    assert_eq!(crashed.failed(), 1, "A's run failed");
+    proxy.clear();
+    assert!(run(&purger, at, None).await.complete());
+    assert_eq!(end_state(&t).await, expected);
+}
+
+fn options(at: i64) -> PurgeOptions {
+    PurgeOptions {
+        now_ms: at * 1000,
+        deadline: Instant::now() + Duration::from_secs(120),
+        max_batches: None,
+        dry_run: false,
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_what_would_go_and_changes_nothing() {
+    let t0 = now_secs();
+    let t = seeded(t0).await;
+    let before = end_state(&t).await;
+    let (purger, counter) = purger(&t);
+    let options = PurgeOptions { dry_run: true, ..options(t0 + 733 * DAY) };
+    let report = purger.run(&options).await.unwrap();
+    let a = report.tenants.iter().find(|r| r.tenant == TENANT_A).unwrap();
+    assert_eq!(a.counts.get("messages"), Some(&(120 + 60 + 2)), "{a:?}");
+    assert_eq!(a.counts.get("objects"), Some(&120));
+    assert_eq!(end_state(&t).await, before);
+    let writes = ["BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem", "DeleteObjects", "PutObject"];
+    let ops = counter.by_operation();
+    assert!(ops.keys().all(|op| !writes.iter().any(|w| op.ends_with(&format!(":{w}")))), "{ops:?}");
+}
