@@ -238,7 +238,7 @@ async fn the_privacy_worker_is_granted_every_operation_it_makes() {
         "type": "image", "image": {"id": "777", "mime_type": "image/jpeg", "caption": "x"}});
     assert_eq!(t.post_meta(&notification(&[(NUMBER_A, vec![image], vec![])])).await.status, 200);
     t.deliver().await;
-    crate::privacy::store_history(&t, "+4915112345678", 1_400, 4_096).await;
+    concierge_e2e::history::store_history(&t, "+4915112345678", 1_400, 4_096).await;
 
     let store = DynamoPrivacyRequests::new(t.dynamodb.clone(), t.table("TenantsTable"));
     let run = |tenant: &'static str, kind: RequestKind, subject: Option<Subject>| {

@@ -7,11 +7,14 @@
 //! Requests grow with the contact's items only: one paged Query of their partition, one paged
 //! Query of their conversation, batch deletes of 25, object deletes of up to 1,000, and one
 //! listing per message that carried media. Whatever points at something is deleted after what
-//! it points at (media before its message, export objects before the export's record, index
-//! entries and slots before the items naming them), so an erasure that stops anywhere and runs
-//! again finds everything left and finishes the job.
+//! it points at (media before its message, export objects before the export's record, slots
+//! before the appointments naming them), and the identity index entries go last, with their
+//! pointers in one transaction (so a retry of a request that named the contact by email still
+//! finds them): an erasure that stops anywhere and runs again finishes the job.
 
 use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 
 use super::Pseudonymizer;
 use super::identity::{IdentityKind, IdentityRef};
@@ -23,6 +26,9 @@ use crate::store::contacts::DynamoContacts;
 use crate::store::messages::{ConversationEntry, DynamoMessageLog};
 use crate::store::objects::{delete_objects, delete_prefix};
 use crate::store::{Item, StoreError, keys, table_key};
+
+/// Index entries (each with its pointer) per transaction (DynamoDB takes 100 items).
+const IDENTITIES_PER_TRANSACTION: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct Eraser {
@@ -113,36 +119,65 @@ impl Eraser {
             add("export_objects", n);
         }
 
-        // Items outside the partition that name the contact: index entries, held slots.
+        // Slots held by her booked appointments, before the appointments that name them.
         let contact_key = contact.key();
-        let mut identities: Vec<IdentityRef> = records.identities.clone();
-        for lead in &records.leads {
-            identities.extend(lead.email.as_deref().and_then(|e| IdentityRef::of(&self.pseudonyms, tenant, IdentityKind::Email, e)));
-            identities.extend(lead.phone.as_deref().and_then(|p| IdentityRef::of(&self.pseudonyms, tenant, IdentityKind::Phone, p)));
-        }
-        identities.sort();
-        identities.dedup();
-        let mut outside: Vec<Item> =
-            identities.iter().map(|i| table_key(i.index_pk(tenant), Some(&contact_key))).collect();
-        add("identities", outside.len());
-        let mut slots = 0;
-        for appointment in records.appointments.iter().filter(|a| a.status == AppointmentStatus::Booked) {
-            for slot in &appointment.slots {
-                outside.push(table_key(keys::slot_pk(tenant, &slot.date), Some(&slot.time)));
-                slots += 1;
-            }
-        }
-        add("slots", slots);
-        delete_keys(self.contacts.client(), self.contacts.table(), outside).await?;
+        let slots: Vec<Item> = records
+            .appointments
+            .iter()
+            .filter(|a| a.status == AppointmentStatus::Booked)
+            .flat_map(|a| a.slots.iter().map(|slot| table_key(keys::slot_pk(tenant, &slot.date), Some(&slot.time))))
+            .collect();
+        add("slots", slots.len());
+        delete_keys(self.contacts.client(), self.contacts.table(), slots).await?;
 
-        // The partition itself, last.
+        // The partition, but for the pointers to her identity index entries: while those
+        // entries exist, a retry of a request that named her by email still finds her.
         let pk = keys::contact_pk(tenant, &contact_key);
-        let partition: Vec<Item> = records.sort_keys.iter().map(|sk| table_key(pk.as_str(), Some(sk))).collect();
+        let partition: Vec<Item> = records
+            .sort_keys
+            .iter()
+            .filter(|sk| !sk.starts_with(keys::IDENTITY_SK_PREFIX))
+            .map(|sk| table_key(pk.as_str(), Some(sk)))
+            .collect();
         add("leads", records.leads.len());
         add("appointments", records.appointments.len());
         add("consent_changes", records.consent.len());
         add("contact_items", partition.len());
         delete_keys(self.contacts.client(), self.contacts.table(), partition).await?;
+
+        // Last, the index entries and their pointers together, all or nothing.
+        let mut identities: Vec<IdentityRef> = records.identities.clone();
+        for lead in &records.leads {
+            let email = lead.email.as_deref();
+            identities.extend(email.and_then(|e| IdentityRef::of(&self.pseudonyms, tenant, IdentityKind::Email, e)));
+            let phone = lead.phone.as_deref().filter(|p| *p != contact_key);
+            identities.extend(phone.and_then(|p| IdentityRef::of(&self.pseudonyms, tenant, IdentityKind::Phone, p)));
+        }
+        identities.sort();
+        identities.dedup();
+        add("identities", identities.len());
+        for chunk in identities.chunks(IDENTITIES_PER_TRANSACTION) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .flat_map(|i| [table_key(i.index_pk(tenant), Some(&contact_key)), table_key(pk.as_str(), Some(&i.ref_sk()))])
+                .collect();
+            self.delete_together(keys).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `keys` of `ContactsTable` in one transaction.
+    async fn delete_together(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        let mut request = self.contacts.client().transact_write_items();
+        for key in keys {
+            let delete = Delete::builder()
+                .table_name(self.contacts.table())
+                .set_key(Some(key))
+                .build()
+                .map_err(|e| StoreError::corrupt("delete", e))?;
+            request = request.transact_items(TransactWriteItem::builder().delete(delete).build());
+        }
+        request.send().await.map_err(|e| StoreError::aws("TransactWriteItems identities", e))?;
         Ok(())
     }
 }
