@@ -28,12 +28,12 @@ fn now() -> i64 {
 /// One Meta notification from `from` (shown as `name`) to `number`.
 fn from_customer(number: &str, from: &str, name: &str, message: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [
-        {"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550001111", "phone_number_id": number},
-            "contacts": [{"profile": {"name": name}, "wa_id": from}],
-            "messages": [message]
-        }}]}]}))
+    {"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": number},
+        "contacts": [{"profile": {"name": name}, "wa_id": from}],
+        "messages": [message]
+    }}]}]}))
     .unwrap()
 }
 
@@ -259,7 +259,13 @@ async fn an_erasure_leaves_nothing_of_the_customer_anywhere_and_everything_of_ot
     let (t, _model) = seeded().await;
     let logs = LogCapture::start();
     // An earlier export, whose objects hold all of Jana's data.
-    let export = request(&t, TENANT_A, RequestKind::Export, Some(Subject { contact: Some(format!("+{JANA}")), ..Subject::default() })).await;
+    let export = request(
+        &t,
+        TENANT_A,
+        RequestKind::Export,
+        Some(Subject { contact: Some(format!("+{JANA}")), ..Subject::default() }),
+    )
+    .await;
     run(&t, TENANT_A, &export).await;
     let before = everything(&t).await;
     for personal in [JANA, JANA_NAME, JANA_EMAIL, JANA_TEXTS[0], JANA_TEXTS[1]] {
@@ -268,7 +274,8 @@ async fn an_erasure_leaves_nothing_of_the_customer_anywhere_and_everything_of_ot
     assert!(objects(&t).await.iter().any(|(k, _)| k.contains("/media/")), "the photo was copied");
 
     // Shopify names her by email only: the identity index finds her.
-    let subject = Subject { email: Some(JANA_EMAIL.to_uppercase()), shopify_customer_id: Some("1".into()), ..Subject::default() };
+    let subject =
+        Subject { email: Some(JANA_EMAIL.to_uppercase()), shopify_customer_id: Some("1".into()), ..Subject::default() };
     let id = request(&t, TENANT_A, RequestKind::Erasure, Some(subject)).await;
     let made = run(&t, TENANT_A, &id).await;
 
@@ -365,7 +372,8 @@ async fn a_long_history_is_streamed_in_parts_and_erased_with_requests_growing_wi
     assert_eq!(made.get("S3:CompleteMultipartUpload"), Some(&2), "{made:?}");
     let result = request_record(&t, TENANT_A, &id).await.result.unwrap();
     assert_eq!(result.counts["messages"], 1_400);
-    let doc: Value = serde_json::from_str(&reqwest::get(&result.links[0]).await.unwrap().text().await.unwrap()).unwrap();
+    let doc: Value =
+        serde_json::from_str(&reqwest::get(&result.links[0]).await.unwrap().text().await.unwrap()).unwrap();
     assert_eq!(doc["contacts"][0]["messages"].as_array().unwrap().len(), 1_400);
     assert!(doc["contacts"][0]["messages"][1_399]["content"]["body"].as_str().unwrap().starts_with("1399 "));
 
@@ -391,7 +399,13 @@ async fn a_tenant_wipe_leaves_nothing_of_the_tenant_but_hashed_audit_entries() {
                        "image": {"id": "778", "mime_type": "image/jpeg", "caption": "This style"}});
     assert_eq!(t.post_meta(&from_customer(NUMBER_B, "4915155555555", "Bella Kundin", image)).await.status, 200);
     t.deliver().await;
-    let export = request(&t, TENANT_B, RequestKind::Export, Some(Subject { contact: Some("+4915155555555".into()), ..Subject::default() })).await;
+    let export = request(
+        &t,
+        TENANT_B,
+        RequestKind::Export,
+        Some(Subject { contact: Some("+4915155555555".into()), ..Subject::default() }),
+    )
+    .await;
     run(&t, TENANT_B, &export).await;
     let before = everything(&t).await;
     assert!(before.contains("Bella Kundin") && before.contains(&format!("{TENANT_B}/media/")));
@@ -432,7 +446,13 @@ async fn a_tenant_wipe_leaves_nothing_of_the_tenant_but_hashed_audit_entries() {
 #[tokio::test]
 async fn a_job_from_the_queue_runs_once() {
     let (t, _model) = seeded().await;
-    let id = request(&t, TENANT_A, RequestKind::Erasure, Some(Subject { phone: Some(format!("+{MAX}")), ..Subject::default() })).await;
+    let id = request(
+        &t,
+        TENANT_A,
+        RequestKind::Erasure,
+        Some(Subject { phone: Some(format!("+{MAX}")), ..Subject::default() }),
+    )
+    .await;
     let queue = t.stack.provisioned.reference("PrivacyJobsQueue").unwrap().to_owned();
     let body = json!({"tenant": TENANT_A, "request": id.as_str()}).to_string();
     for _ in 0..2 {

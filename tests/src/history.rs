@@ -34,8 +34,7 @@ pub async fn store_history(t: &TestStack, contact: &str, n: usize, bytes: usize)
                     reply_to: None,
                     content: Content::Text { body: format!("{i} {text}") },
                 };
-                let attempt =
-                    concierge::ingest::Attempt::new(tenant, &concierge::clock::ManualClock::at(now() * 1000));
+                let attempt = concierge::ingest::Attempt::new(tenant, &concierge::clock::ManualClock::at(now() * 1000));
                 let key = message_key(TENANT_A, "meta", &id);
                 let contact_key = contact.key();
                 let prepared = concierge::ingest::prepare(tenant, &message, &key, &contact_key, "h", &attempt);
@@ -44,4 +43,3 @@ pub async fn store_history(t: &TestStack, contact: &str, n: usize, bytes: usize)
         })
         .await;
 }
-

@@ -4,15 +4,14 @@
 
 use concierge::function::FunctionEntry;
 
-pub const FUNCTIONS: &[FunctionEntry] =
-    &[
-        webhook_ingest::FUNCTION,
-        inbound_sweeper::FUNCTION,
-        reply_worker::FUNCTION,
-        retention_purge::FUNCTION,
-        shopify_gdpr::FUNCTION,
-        privacy_worker::FUNCTION,
-    ];
+pub const FUNCTIONS: &[FunctionEntry] = &[
+    webhook_ingest::FUNCTION,
+    inbound_sweeper::FUNCTION,
+    reply_worker::FUNCTION,
+    retention_purge::FUNCTION,
+    shopify_gdpr::FUNCTION,
+    privacy_worker::FUNCTION,
+];
 
 pub fn entry(binary: &str) -> Option<FunctionEntry> {
     FUNCTIONS.iter().find(|f| f.binary == binary).copied()

@@ -81,17 +81,18 @@ impl Eraser {
             let page = self.messages.conversation_page(tenant, contact, cursor).await?;
             let mut doomed: Vec<Item> = Vec::with_capacity(page.messages.len() * 2);
             for m in &page.messages {
-                if let Some(ConversationEntry::Inbound(inbound)) = &m.entry {
-                    if let Content::Media { attachments, .. } = &inbound.content {
-                        // Everything copied for the message, referenced or not (a copy may have
-                        // been stored by an attempt that died before recording it).
-                        let message_ref = keys::parse_message_key(&m.key).map_or("", |(_, _, r)| r);
-                        if !message_ref.is_empty() {
-                            add("media_objects", delete_prefix(&self.s3, &self.bucket, &keys::media_prefix(tenant, message_ref)).await?);
-                        }
-                        let stored: Vec<String> = attachments.iter().filter_map(|a| a.stored.clone()).collect();
-                        delete_objects(&self.s3, &self.bucket, stored).await?;
+                if let Some(ConversationEntry::Inbound(inbound)) = &m.entry
+                    && let Content::Media { attachments, .. } = &inbound.content
+                {
+                    // Everything copied for the message, referenced or not (a copy may have
+                    // been stored by an attempt that died before recording it).
+                    let message_ref = keys::parse_message_key(&m.key).map_or("", |(_, _, r)| r);
+                    if !message_ref.is_empty() {
+                        let prefix = keys::media_prefix(tenant, message_ref);
+                        add("media_objects", delete_prefix(&self.s3, &self.bucket, &prefix).await?);
                     }
+                    let stored: Vec<String> = attachments.iter().filter_map(|a| a.stored.clone()).collect();
+                    delete_objects(&self.s3, &self.bucket, stored).await?;
                 }
                 if !m.key.contains("#OUT#") {
                     // The answer to it, under the id every attempt gives it: an answer the
@@ -159,7 +160,9 @@ impl Eraser {
         for chunk in identities.chunks(IDENTITIES_PER_TRANSACTION) {
             let keys: Vec<Item> = chunk
                 .iter()
-                .flat_map(|i| [table_key(i.index_pk(tenant), Some(&contact_key)), table_key(pk.as_str(), Some(&i.ref_sk()))])
+                .flat_map(|i| {
+                    [table_key(i.index_pk(tenant), Some(&contact_key)), table_key(pk.as_str(), Some(&i.ref_sk()))]
+                })
                 .collect();
             self.delete_together(keys).await?;
         }

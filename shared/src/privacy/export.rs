@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::csv;
 use super::retention::{Category, RetentionDays};
-use crate::domain::{Content, ContactId, TenantId};
+use crate::domain::{ContactId, Content, TenantId};
 use crate::privacy::Expiry;
 use crate::store::StoreError;
 use crate::store::contacts::DynamoContacts;
@@ -112,7 +112,8 @@ impl Exporter {
         let mut all_records = Vec::with_capacity(contacts.len());
         for contact in contacts {
             let records = self.contacts.records_of(tenant, contact).await?;
-            let record = ExportRecord { request: request.to_owned(), objects: object_keys.clone(), created_at_ms: now_ms };
+            let record =
+                ExportRecord { request: request.to_owned(), objects: object_keys.clone(), created_at_ms: now_ms };
             self.contacts.record_export(tenant, contact, &record, &expiry).await?;
             all_records.push(records);
         }
@@ -151,13 +152,23 @@ impl Exporter {
         now_ms: i64,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut counts = BTreeMap::new();
-        let head = json!({"request": request, "tenant": tenant.as_str(), "generated_at": crate::clock::rfc3339(now_ms)});
+        let head =
+            json!({"request": request, "tenant": tenant.as_str(), "generated_at": crate::clock::rfc3339(now_ms)});
         let head = serde_json::to_string(&head).map_err(|e| StoreError::corrupt("export", e))?;
         // `{"request":…,"contacts":[` — the document stays open while messages stream into it.
         w[0].write(format!("{},\"contacts\":[", &head[..head.len() - 1]).as_bytes()).await?;
         w[1].write(&csv::row(["contact", "at", "direction", "channel", "type", "text", "media_links"])).await?;
         w[2].write(&csv::row([
-            "contact", "id", "name", "email", "phone", "interest", "score", "stage", "created_at", "updated_at",
+            "contact",
+            "id",
+            "name",
+            "email",
+            "phone",
+            "interest",
+            "score",
+            "stage",
+            "created_at",
+            "updated_at",
         ]))
         .await?;
         w[3].write(&csv::row(["contact", "id", "service", "start", "end", "status", "created_at"])).await?;

@@ -98,8 +98,10 @@ impl PrivacyWorker {
                 };
                 let resolved = self.lookup.resolve(tenant, country.as_deref(), &ids).await?;
                 if request.kind == RequestKind::Export {
-                    let out =
-                        self.exporter.export(tenant, request.id.as_str(), &resolved.contacts, now_ms, &retention).await?;
+                    let out = self
+                        .exporter
+                        .export(tenant, request.id.as_str(), &resolved.contacts, now_ms, &retention)
+                        .await?;
                     let result = RequestResult {
                         objects: out.objects.iter().map(|o| o.key.clone()).collect(),
                         links: out.objects.iter().map(|o| o.link.clone()).collect(),
@@ -108,7 +110,11 @@ impl PrivacyWorker {
                     (AuditAction::Export, result, Some(resolved.subject_hash))
                 } else {
                     let counts = self.eraser.erase(tenant, &resolved.contacts, now_ms, &retention).await?;
-                    (AuditAction::Erasure, RequestResult { counts, ..RequestResult::default() }, Some(resolved.subject_hash))
+                    (
+                        AuditAction::Erasure,
+                        RequestResult { counts, ..RequestResult::default() },
+                        Some(resolved.subject_hash),
+                    )
                 }
             }
             RequestKind::Wipe => {

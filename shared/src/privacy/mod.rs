@@ -10,8 +10,8 @@ pub use retention::{Expiry, RetentionDays};
 
 // Subject requests: identity lookup, export, erasure, tenant wipe.
 pub mod csv;
-pub mod identity;
-pub mod export;
 pub mod erasure;
-pub mod wipe;
+pub mod export;
+pub mod identity;
 pub mod jobs;
+pub mod wipe;

@@ -111,7 +111,8 @@ impl Wiper {
             .filter(|sk| !keep.contains(sk))
             .map(|sk| table_key(tenant.as_str(), Some(sk)))
             .collect();
-        counts.insert("tenant_items".to_owned(), delete_keys(&self.dynamodb, &self.tenants_table, doomed).await? as u64);
+        counts
+            .insert("tenant_items".to_owned(), delete_keys(&self.dynamodb, &self.tenants_table, doomed).await? as u64);
         Ok(counts)
     }
 

@@ -271,7 +271,9 @@ impl PartSink for S3Part {
             Ok(_) => Ok(()),
             // A 200 whose body the SDK could not read (the emulator names the root element
             // `…Response` instead of `…Result`): whether the object is whole is asked directly.
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) && self.is_complete().await? => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) && self.is_complete().await? => {
+                Ok(())
+            }
             Err(e) => Err(StoreError::aws("CompleteMultipartUpload", e)),
         }
     }

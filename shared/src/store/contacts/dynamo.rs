@@ -472,7 +472,8 @@ impl LeadStore for DynamoContacts {
             updated_at_ms: lead.updated_at_ms,
             expires_at: expiry.ttl,
         };
-        let identities = self.identities.as_ref().map(|p| subject::lead_identities(p, tenant, lead)).unwrap_or_default();
+        let identities =
+            self.identities.as_ref().map(|p| subject::lead_identities(p, tenant, lead)).unwrap_or_default();
         if !identities.is_empty() {
             return self.save_lead_with_identities(tenant, lead, to_item(&item)?, &identities, expiry).await;
         }

@@ -7,9 +7,7 @@ use std::fmt;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AppointmentItem, ConsentItem, DynamoContacts, LeadItem, build, contact_of, conversation_of,
-};
+use super::{AppointmentItem, ConsentItem, DynamoContacts, LeadItem, build, contact_of, conversation_of};
 use crate::domain::{Appointment, ConsentChange, Contact, ContactId, Conversation, Lead, TenantId};
 use crate::privacy::identity::{IdentityKind, IdentityRef};
 use crate::privacy::{Expiry, Pseudonymizer};
