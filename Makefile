@@ -49,7 +49,7 @@ bench: venv ## Benchmarks: ingest CPU path, retrieval + prompt, answer latency t
 	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo bench -p concierge-e2e --bench answer
 	CONCIERGE_VENV=$(CURDIR)/$(VENV) cargo bench -p concierge-e2e --bench purge
 
-FUNCTIONS := webhook-ingest inbound-sweeper reply-worker retention-purge shopify-gdpr
+FUNCTIONS := webhook-ingest inbound-sweeper reply-worker retention-purge shopify-gdpr privacy-worker
 
 release: ## Build every function for release and print the binary sizes
 	cargo build --release $(addprefix -p ,$(FUNCTIONS))

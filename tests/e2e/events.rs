@@ -8,6 +8,7 @@ fn function_of(file: &str) -> &'static str {
         f if f.starts_with("schedule") => "InboundSweeperFunction",
         f if f.starts_with("sqs-inbound") => "ReplyWorkerFunction",
         f if f.starts_with("shopify-") => "ShopifyGdprFunction",
+        f if f.starts_with("sqs-privacy") => "PrivacyWorkerFunction",
         other => panic!("events/{other}: no function is known for it; add it here"),
     }
 }
@@ -44,6 +45,18 @@ async fn every_event_file_is_accepted_by_its_function() {
                 message_key(TENANT_A, "meta", "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBEMjc3RTY3QjVGQkYwNjFBAA==");
             assert_eq!(s(&t.message(&key).await.unwrap(), "stage"), "answered", "{name}");
             assert!(t.outbox().is_empty(), "no free text outside the window");
+        }
+        if name.starts_with("sqs-privacy") {
+            // The job of shopify-customers-data-request.json's request: its export is done (the
+            // documented payload's customer never wrote to the tenant: an empty export).
+            assert_eq!(result["batchItemFailures"], serde_json::json!([]), "{name}: {result}");
+            let id = concierge::privacy::requests::shopify_request_id("b54557e4-bdd9-4b37-8a5f-bf7d70bcd001");
+            let sk = format!("PRIV#{id}");
+            assert!(event["Records"][0]["body"].as_str().unwrap().contains(id.as_str()), "{name}");
+            let request = t.scan("TenantsTable").await.into_iter().find(|i| s(i, "sk") == sk);
+            let request = request.unwrap_or_else(|| panic!("{name}: the data request's record"));
+            assert_eq!(s(&request, "state"), "done", "{name}");
+            assert!(!request.contains_key("subject"), "{name}: the sealed subject went with completion");
         }
         if name.starts_with("schedule-purge") {
             // A run for every tenant, each recorded in its audit trail.

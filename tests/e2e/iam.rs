@@ -86,6 +86,9 @@ fn actions(operation: &str) -> Vec<String> {
         "DeleteObjects" => vec!["DeleteObject"],
         "ListObjectsV2" => vec!["ListBucket"],
         "ListObjectVersions" => vec!["ListBucketVersions"],
+        // A multipart upload is authorised as s3:PutObject; reading an object's head as s3:GetObject.
+        "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => vec!["PutObject"],
+        "HeadObject" => vec!["GetObject"],
         other => vec![other],
     };
     names.into_iter().map(|n| format!("{prefix}:{n}")).collect()
@@ -220,4 +223,62 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
         assert!(ingest_ops.iter().any(|o| o == op), "the paths above should exercise {op}: {ingest_ops:?}");
     }
     assert!(checked.values().all(|n| *n >= 4), "{checked:?}");
+}
+
+#[tokio::test]
+async fn the_privacy_worker_is_granted_every_operation_it_makes() {
+    use concierge::domain::{RecordId, TenantId};
+    use concierge::privacy::requests::{PrivacyRequest, RequestKind, RequestSource, Subject};
+    use concierge::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
+
+    let t = TestStack::spawn().await;
+    // A customer with a photo (media to erase) and a history long enough for multipart uploads.
+    let now = concierge::clock::Clock::now(&concierge::clock::SystemClock);
+    let image = serde_json::json!({"from": "4915112345678", "id": "wamid.iam-photo", "timestamp": now.to_string(),
+        "type": "image", "image": {"id": "777", "mime_type": "image/jpeg", "caption": "x"}});
+    assert_eq!(t.post_meta(&notification(&[(NUMBER_A, vec![image], vec![])])).await.status, 200);
+    t.deliver().await;
+    concierge_e2e::history::store_history(&t, "+4915112345678", 1_400, 4_096).await;
+
+    let store = DynamoPrivacyRequests::new(t.dynamodb.clone(), t.table("TenantsTable"));
+    let run = |tenant: &'static str, kind: RequestKind, subject: Option<Subject>| {
+        let (t, store) = (&t, &store);
+        async move {
+            let tenant_id = TenantId::parse(tenant).unwrap();
+            let id = RecordId::generate();
+            let sealed = match subject {
+                Some(s) => Some(s.seal(&t.stack.master_key, &tenant_id, &id).await.unwrap()),
+                None => None,
+            };
+            let source = RequestSource::Operator { actor: "iam".into() };
+            store.create(&PrivacyRequest::received(tenant_id, id.clone(), kind, source, 1, sealed)).await.unwrap();
+            let event = serde_json::json!({"Records": [{"messageId": "m", "receiptHandle": "r", "attributes": {},
+                "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                "body": serde_json::json!({"tenant": tenant, "request": id.as_str()}).to_string()}]});
+            let result = t.invoke("PrivacyWorkerFunction", &event).await.unwrap();
+            assert_eq!(result["batchItemFailures"], serde_json::json!([]));
+        }
+    };
+    let jana = || Some(Subject { phone: Some("+4915112345678".into()), ..Subject::default() });
+    run(TENANT_A, RequestKind::Export, jana()).await;
+    run(TENANT_A, RequestKind::Erasure, jana()).await;
+    run(TENANT_B, RequestKind::Wipe, None).await;
+
+    assert_granted(&t, "PrivacyWorkerFunction");
+    let ops: Vec<String> =
+        t.function("PrivacyWorkerFunction").requests.accesses().into_iter().map(|a| a.operation).collect();
+    for op in [
+        "S3:UploadPart",
+        "S3:CompleteMultipartUpload",
+        "S3:PutObject",
+        "S3:DeleteObjects",
+        "S3:ListObjectsV2",
+        "DynamoDB:BatchWriteItem",
+        "DynamoDB:UpdateItem",
+        "DynamoDB:PutItem",
+        "DynamoDB:DeleteItem",
+        "DynamoDB:Query",
+    ] {
+        assert!(ops.iter().any(|o| o == op), "export, erasure and wipe should exercise {op}: {ops:?}");
+    }
 }

@@ -12,6 +12,7 @@ mod local_runner;
 mod logs;
 mod meta;
 mod model;
+mod privacy;
 mod purge;
 mod reply;
 mod requests;

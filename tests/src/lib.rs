@@ -4,6 +4,7 @@
 //! tenants. Requests go through the runner's API Gateway emulation into the real handlers; a
 //! fault-injecting proxy can sit between the stack and the emulator.
 
+pub mod history;
 pub mod model;
 pub mod proxy;
 pub mod seed;

@@ -54,7 +54,8 @@ pub async fn build(setup: Setup) -> Result<Arc<dyn Function>, Error> {
     let pseudonyms = Pseudonymizer::new(secrets.get(CONTACT_HASH_KEY).expose().as_bytes());
     let worker: Worker = ReplyWorker {
         log: DynamoMessageLog::new(dynamodb.clone(), env.required("MESSAGES_TABLE")?, pseudonyms.clone()),
-        contacts: DynamoContacts::new(dynamodb.clone(), env.required("CONTACTS_TABLE")?),
+        contacts: DynamoContacts::new(dynamodb.clone(), env.required("CONTACTS_TABLE")?)
+            .with_identity_index(pseudonyms.clone()),
         audit: DynamoAuditLog::new(dynamodb.clone(), env.required("AUDIT_TABLE")?),
         tenants: DynamoTenantDirectory::new(
             dynamodb,

@@ -10,6 +10,7 @@ pub const FUNCTIONS: &[FunctionEntry] = &[
     reply_worker::FUNCTION,
     retention_purge::FUNCTION,
     shopify_gdpr::FUNCTION,
+    privacy_worker::FUNCTION,
 ];
 
 pub fn entry(binary: &str) -> Option<FunctionEntry> {

@@ -8,3 +8,11 @@ pub mod retention;
 
 pub use pseudonym::Pseudonymizer;
 pub use retention::{Expiry, RetentionDays};
+
+// Subject requests: identity lookup, export, erasure, tenant wipe.
+pub mod csv;
+pub mod erasure;
+pub mod export;
+pub mod identity;
+pub mod jobs;
+pub mod wipe;

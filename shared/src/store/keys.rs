@@ -228,6 +228,44 @@ pub fn privacy_request_sk(id: &crate::domain::RecordId) -> String {
     concat(&[PRIVACY_REQUEST_PREFIX, id.as_str()])
 }
 
+// ------------------------------------------------------------------ privacy (ContactsTable, bucket)
+
+/// A contact's pointer to an identity index entry it owns (`ID#<kind>#<hash>`), so an
+/// erasure's partition Query finds it (as it finds earlier exports, `EXPORT_SK_PREFIX`).
+pub const IDENTITY_SK_PREFIX: &str = "ID#";
+
+/// The identity index: `<tenant>#ID#<kind>#<keyed hash of the identifier>`, one item per
+/// contact it names (`sk` = the contact's key). Finds a contact from an email or a shop's
+/// customer id without the identifier in clear anywhere.
+pub fn identity_pk(tenant: &TenantId, kind: &str, hash: &str) -> String {
+    concat(&[tenant.as_str(), "#ID#", kind, "#", hash])
+}
+
+pub fn identity_ref_sk(kind: &str, hash: &str) -> String {
+    concat(&[IDENTITY_SK_PREFIX, kind, "#", hash])
+}
+
+pub fn export_sk(request: &str) -> String {
+    concat(&[EXPORT_SK_PREFIX, request])
+}
+
+/// What stays of an erased contact's consent: `<tenant>#ERASED#<keyed hash of the contact>`.
+pub fn erased_pk(tenant: &TenantId, contact_hash: &str) -> String {
+    concat(&[tenant.as_str(), "#ERASED#", contact_hash])
+}
+
+pub const ERASED_SK: &str = "CONSENT";
+
+/// Every object of a tenant in the data bucket.
+pub fn tenant_objects_prefix(tenant: &TenantId) -> String {
+    concat(&[tenant.as_str(), "/"])
+}
+
+/// The media copied for one message (`media::media_key` names each object under it).
+pub fn media_prefix(tenant: &TenantId, message_ref: &str) -> String {
+    concat(&[tenant.as_str(), "/media/", message_ref, "/"])
+}
+
 /// `value` in decimal, zero-padded to `width` (sort keys compare as text).
 fn push_padded(out: &mut String, value: i64, width: usize) {
     let mut digits = itoa::Buffer::new();

@@ -140,3 +140,15 @@ pub(crate) fn transaction_condition_failed(
         _ => false,
     }
 }
+
+pub mod objects;
+
+/// A table key as `BatchWriteItem` takes it: `pk`, and `sk` for tables with a sort key.
+pub fn table_key(pk: impl Into<String>, sk: Option<&str>) -> Item {
+    let mut key = Item::with_capacity(2);
+    key.insert("pk".to_owned(), s(pk));
+    if let Some(sk) = sk {
+        key.insert("sk".to_owned(), s(sk));
+    }
+    key
+}

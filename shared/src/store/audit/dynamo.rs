@@ -66,6 +66,36 @@ impl DynamoAuditLog {
     }
 }
 
+impl DynamoAuditLog {
+    /// The next record after the current head and the conditional put that appends it, for a
+    /// `TransactWriteItems` that must append exactly when its other writes happen (a privacy
+    /// request's completion). A cancelled transaction whose put lost the race for the sequence
+    /// number is retried with a fresh call.
+    pub async fn prepare_append(
+        &self,
+        tenant: &TenantId,
+        entry: AuditEntry,
+        ttl: i64,
+    ) -> Result<(AuditRecord, aws_sdk_dynamodb::types::Put), StoreError> {
+        let record = AuditRecord::next(self.head(tenant).await?.as_ref(), entry);
+        let item = AuditItem {
+            pk: keys::audit_pk(tenant),
+            seq: record.seq,
+            entry: record.entry.clone(),
+            prev_hash: record.prev_hash.clone(),
+            hash: record.hash.clone(),
+            expires_at: ttl,
+        };
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .condition_expression("attribute_not_exists(seq)")
+            .build()
+            .map_err(|e| StoreError::corrupt("audit put", e))?;
+        Ok((record, put))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct AuditItem {
     pk: String,

@@ -9,10 +9,14 @@ use crate::domain::{
     Appointment, AppointmentStatus, Channel, Consent, ConsentChange, ConsentSource, Contact, ContactId, Conversation,
     Lead, LeadStage, Mode, RecordId, Slot, TenantId,
 };
-use crate::privacy::Expiry;
+use crate::privacy::{Expiry, Pseudonymizer};
 use crate::store::{
     Item, StoreError, condition_failed, from_item, get_n, get_s, keys, n, s, to_item, transaction_condition_failed,
 };
+
+mod subject;
+
+pub use subject::{ContactRecords, ExportRecord};
 
 /// Index names (template.yaml).
 pub const BY_TIME_INDEX: &str = "byTime";
@@ -23,11 +27,20 @@ const NEWER_ACTIVITY: &str = "attribute_not_exists(last_inbound_at) OR last_inbo
 pub struct DynamoContacts {
     client: Client,
     table: String,
+    /// Files a lead's email (and a phone other than the contact's) in the identity index.
+    identities: Option<Pseudonymizer>,
 }
 
 impl DynamoContacts {
     pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+        Self { client, table, identities: None }
+    }
+
+    /// Leads saved from now on file their identifiers in the identity index (so a privacy
+    /// request naming an email finds the contact), in the same write as the lead.
+    pub fn with_identity_index(mut self, pseudonyms: Pseudonymizer) -> Self {
+        self.identities = Some(pseudonyms);
+        self
     }
 
     /// Every item of a partition, or those whose sort key starts with `prefix`.
@@ -467,6 +480,11 @@ impl LeadStore for DynamoContacts {
             updated_at_ms: lead.updated_at_ms,
             expires_at: expiry.ttl,
         };
+        let identities =
+            self.identities.as_ref().map(|p| subject::lead_identities(p, tenant, lead)).unwrap_or_default();
+        if !identities.is_empty() {
+            return self.save_lead_with_identities(tenant, lead, to_item(&item)?, &identities, expiry).await;
+        }
         self.client
             .put_item()
             .table_name(&self.table)

@@ -26,6 +26,10 @@ use crate::store::{
     transaction_conflicted,
 };
 
+mod subject;
+
+pub use subject::{ConversationPage, PageCursor, SubjectMessage};
+
 /// Index names (template.yaml).
 pub const CONVERSATION_INDEX: &str = "conversation";
 pub const PENDING_INDEX: &str = "pending";
