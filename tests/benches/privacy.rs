@@ -70,7 +70,10 @@ fn main() {
     runtime.block_on(async {
         let t = TestStack::spawn().await;
         println!("privacy requests through the local stack, {MESSAGE_BYTES}-byte messages");
-        for (n, contact) in [(1_000, "+4917000001000"), (10_000, "+4917000010000")] {
+        // `PRIVACY_BENCH_MESSAGES=1000,10000,20000` to choose the histories.
+        let sizes = std::env::var("PRIVACY_BENCH_MESSAGES").unwrap_or_else(|_| "1000,10000".into());
+        for n in sizes.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+            let contact = &format!("+491700{n:07}");
             history::store_history(&t, contact, n, MESSAGE_BYTES).await;
             let resident = current_rss_kib();
             reset_peak();
