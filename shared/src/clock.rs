@@ -77,12 +77,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// A day as `yyyy-mm-dd` (UTC), for day-bucket keys.
-pub fn utc_day(unix_secs: i64) -> String {
-    let ts = jiff::Timestamp::from_second(unix_secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string()
-}
-
 /// A month as a number (`year * 12 + month - 1`, UTC): what the expiry buckets are counted in.
 pub type Month = i64;
 
@@ -113,8 +107,6 @@ mod tests {
 
     #[test]
     fn days_and_timestamps_round_trip() {
-        assert_eq!(utc_day(1_767_225_600), "2026-01-01");
-        assert_eq!(utc_day(1_767_225_599), "2025-12-31");
         assert_eq!(month_label(utc_month(1_767_225_600)), "2026-01");
         assert_eq!(month_label(utc_month(1_767_225_599)), "2025-12");
         assert_eq!(utc_month(1_767_225_600) - utc_month(1_767_225_599), 1);

@@ -36,7 +36,8 @@ async fn the_env_vars_file_overrides_the_template_and_the_shell_overrides_both()
     write!(
         file.1,
         r#"{{"Parameters": {{"CONTACT_HASH_KEY": "k", "PUBLIC_BASE_URL": "https://from-file.example"}},
-            "WebhookIngestFunction": {{"META_APP_SECRET": "s", "META_VERIFY_TOKEN": "v", "ROUTES_TABLE": "from-file"}}}}"#
+            "WebhookIngestFunction": {{"META_APP_SECRET": "s", "META_VERIFY_TOKEN": "v", "ROUTES_TABLE": "from-file"}},
+            "ShopifyGdprFunction": {{"SHOPIFY_CLIENT_SECRET": "s"}}}}"#
     )
     .unwrap();
     let path = file.0.clone();

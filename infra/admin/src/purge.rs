@@ -1,5 +1,5 @@
 //! `purge --dry-run`: what the retention purge would delete at a chosen time, per tenant and
-//! category, counted by the purge's own code (`Purger` with `dry_run`: the same day buckets,
+//! category, counted by the purge's own code (`Purger` with `dry_run`: the same month buckets,
 //! nothing written, no cursor moved, no audit entry). Real runs are the RetentionPurgeFunction's
 //! (it is audited as `retention-purge` and anchors the chain); this command never deletes.
 

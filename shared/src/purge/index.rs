@@ -1,4 +1,4 @@
-//! The purge's reads and deletes: one day bucket of the sparse `expiry` index at a time
+//! The purge's reads and deletes: one month bucket of the sparse `expiry` index at a time
 //! (KEYS_ONLY, plus `media_n` on messages), never a Scan. What a bucket's items leave behind in
 //! the bucket (media copies, export objects) goes first: an item deleted before its objects
 //! would leave them unreachable.

@@ -3,7 +3,7 @@
 //! tenants by accident; the two platform-wide lookups (`RoutesTable`, the tenant list) hold no
 //! personal data. Ids parsed at the edge cannot carry `#`, so the parts cannot run into each other.
 //!
-//! Index partitions that would otherwise take every write of a tenant (the day buckets of the
+//! Index partitions that would otherwise take every write of a tenant (the month buckets of the
 //! purge and the pending index of the sweeper) are spread over `SHARDS` partitions by a hash of
 //! the item's own key; their readers query every shard. Raise `SHARDS`, never lower it: readers
 //! query all shards up to it, so items written under a smaller count are still found.
@@ -11,7 +11,7 @@
 use crate::domain::{Channel, TenantId};
 use crate::privacy::retention::Category;
 
-/// Partitions per day bucket and per pending index of one tenant.
+/// Partitions per month bucket and per pending index of one tenant.
 pub const SHARDS: u8 = 8;
 
 /// Joins key parts with one allocation of the exact size.

@@ -2,7 +2,7 @@
 //! (`<tenant>#C#<contact>`): the contact, their conversation per channel, their consent
 //! history, their leads and appointments; plus the slots of a tenant's day (`<tenant>#SLOT#<date>`),
 //! each taken at most once. GSIs: `byTime` (a tenant's leads per stage; booked appointments per
-//! start hour, for reminders) and `expiry` (the purge job's day buckets).
+//! start hour, for reminders) and `expiry` (the purge job's month buckets).
 
 pub mod dynamo;
 pub mod memory;

@@ -2,7 +2,7 @@
 //! delivery wrote), outbound messages keyed by our own id (written before the provider is
 //! called), and the delivery record a provider's id maps to. GSIs: `conversation` (one
 //! contact's messages in time order), `pending` (inbound messages not yet answered, by when the
-//! sweeper should look at them again) and `expiry` (the purge job's day buckets).
+//! sweeper should look at them again) and `expiry` (the purge job's month buckets).
 
 pub mod dynamo;
 #[cfg(test)]
