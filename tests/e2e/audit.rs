@@ -132,6 +132,17 @@ async fn changing_deleting_or_reordering_a_stored_entry_fails_verification_at_th
     delete(&t, &entries(&t, TENANT_A).await[6]).await;
     assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Truncated { seq: 7 }));
 
+    // Everything up to the anchored head deleted, a later entry kept: a head anchor does not
+    // vouch for where a chain may start (only the retention trim's start anchors do).
+    let (t, tenant) = anchored_trail().await;
+    let (log, _) = log_and_anchors(&t).await;
+    let now = now_secs();
+    log.append(&tenant, entry(now * 1000, 99), audit_ttl(now)).await.unwrap();
+    for item in &entries(&t, TENANT_A).await[..7] {
+        delete(&t, item).await;
+    }
+    assert_eq!(verified(&t, &tenant).await, Err(ChainBreak::Unanchored { seq: 8 }));
+
     // Reordered: entries 2 and 3 swap places (each keeps its own hashes).
     let (t, tenant) = anchored_trail().await;
     let items = entries(&t, TENANT_A).await;

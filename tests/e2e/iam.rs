@@ -202,7 +202,7 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
         let hmac = concierge::shopify::signature::sign(b"sh", body.as_bytes());
         t.post_shopify_signed(topic, SHOP_A, id, body.as_bytes(), Some(&hmac)).await.status
     };
-    let redact = r#"{"shop_id":1,"customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"}}"#;
+    let redact = r#"{"shop_id":1,"shop_domain":"acme-dental.myshopify.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"orders_to_redact":[]}"#;
     assert_eq!(shopify("customers/redact", "iam-1", redact).await, 200);
     assert_eq!(shopify("customers/redact", "iam-1", redact).await, 200);
     assert_eq!(shopify("app/uninstalled", "iam-2", r#"{"id":1}"#).await, 200);

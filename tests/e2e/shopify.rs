@@ -222,3 +222,21 @@ async fn the_privacy_queue_is_standard_with_its_dead_letter_queue() {
     assert!(redrive["deadLetterTargetArn"].as_str().unwrap().ends_with("-PrivacyDeadLetterQueue"));
     assert_eq!(t.shopify().env["PRIVACY_QUEUE_URL"], t.privacy_queue_url());
 }
+
+/// The HMAC covers the body only: a captured, signed data request replayed under the redact or
+/// shop/redact topic, or with another shop's header, must change nothing.
+#[tokio::test]
+async fn a_signed_body_replayed_with_another_topic_or_shop_is_refused_with_nothing_done() {
+    let t = TestStack::spawn().await;
+    let body = data_request();
+    for (topic, shop, id) in [
+        ("customers/redact", SHOP_A, "replay-1"),
+        ("shop/redact", SHOP_A, "replay-2"),
+        ("customers/data_request", "bella-salon.myshopify.com", "replay-3"),
+    ] {
+        let reply = t.post_shopify(topic, shop, id, body.as_bytes()).await;
+        assert_eq!(reply.status, 400, "{topic} {shop}");
+    }
+    assert!(t.privacy_requests(TENANT_A).await.is_empty() && t.privacy_requests(TENANT_B).await.is_empty());
+    assert!(t.privacy_jobs().await.is_empty());
+}

@@ -175,14 +175,11 @@ where
         };
         let topic = headers.topic;
         // What to do, from the body, before anything is read or written.
-        let subject = match topic {
-            Topic::CustomersDataRequest | Topic::CustomersRedact => shopify::customer_subject(body).map(Some),
-            Topic::ShopRedact | Topic::AppUninstalled => shopify::check_object(body).map(|()| None),
-            Topic::Other => {
-                tracing::info!("shopify topic this app does not handle; acknowledged");
-                return respond::ok();
-            }
-        };
+        if topic == Topic::Other {
+            tracing::info!("shopify topic this app does not handle; acknowledged");
+            return respond::ok();
+        }
+        let subject = shopify::check_body(topic, &headers.shop_domain, body);
         let subject = match subject {
             Ok(subject) => subject,
             Err(e) => {

@@ -108,6 +108,26 @@ pub enum ChainBreak {
 pub struct Anchor {
     pub seq: u64,
     pub hash: String,
+    pub kind: AnchorKind,
+}
+
+/// What an anchor vouches for. Only a `Start` anchor (written by the retention trim just before
+/// it deletes the entries up to it) lets a chain begin after entry 1; a `Head` anchor only says
+/// the chain reached that far, so deleting the entries up to a head anchor is still detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorKind {
+    Head,
+    Start,
+}
+
+impl AnchorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::Start => "start",
+        }
+    }
 }
 
 /// Verifies a tenant's whole stored chain against its anchors: the chain itself (as `verify`),
@@ -116,7 +136,9 @@ pub struct Anchor {
 pub fn verify_anchored(records: &[AuditRecord], anchors: &[Anchor]) -> Result<u64, ChainBreak> {
     let start = match records.first() {
         Some(first) if first.seq > 1 => {
-            let vouched = anchors.iter().any(|a| a.seq + 1 == first.seq && a.hash == first.prev_hash);
+            let vouched = anchors
+                .iter()
+                .any(|a| a.kind == AnchorKind::Start && a.seq + 1 == first.seq && a.hash == first.prev_hash);
             if !vouched {
                 return Err(ChainBreak::Unanchored { seq: first.seq });
             }
@@ -222,7 +244,11 @@ mod tests {
     }
 
     fn anchor(r: &AuditRecord) -> Anchor {
-        Anchor { seq: r.seq, hash: r.hash.clone() }
+        Anchor { seq: r.seq, hash: r.hash.clone(), kind: AnchorKind::Head }
+    }
+
+    fn start(r: &AuditRecord) -> Anchor {
+        Anchor { kind: AnchorKind::Start, ..anchor(r) }
     }
 
     #[test]
@@ -243,8 +269,10 @@ mod tests {
         assert_eq!(verify_anchored(&c[..4], &[anchor(&c[4])]), Err(ChainBreak::Truncated { seq: 5 }));
         // The oldest entries removed: fine with an anchor for the entry before the first kept,
         // refused without one.
-        assert_eq!(verify_anchored(&c[2..], &[anchor(&c[1])]), Ok(3));
+        assert_eq!(verify_anchored(&c[2..], &[start(&c[1])]), Ok(3));
         assert_eq!(verify_anchored(&c[2..], &[]), Err(ChainBreak::Unanchored { seq: 3 }));
-        assert_eq!(verify_anchored(&c[2..], &[anchor(&c[0])]), Err(ChainBreak::Unanchored { seq: 3 }));
+        assert_eq!(verify_anchored(&c[2..], &[start(&c[0])]), Err(ChainBreak::Unanchored { seq: 3 }));
+        // The entries up to a *head* anchor deleted: a head anchor does not vouch for a start.
+        assert_eq!(verify_anchored(&c[2..], &[anchor(&c[1])]), Err(ChainBreak::Unanchored { seq: 3 }));
     }
 }

@@ -9,7 +9,7 @@ pub mod lead;
 pub mod message;
 
 pub use appointment::{Appointment, AppointmentStatus, Slot};
-pub use audit::{Anchor, AuditAction, AuditEntry, AuditRecord};
+pub use audit::{Anchor, AnchorKind, AuditAction, AuditEntry, AuditRecord};
 pub use contact::{Consent, ConsentChange, ConsentSource, Contact, Conversation, Mode};
 pub use ids::{ContactId, E164, InvalidId, ProviderMessageId, RecordId, TenantId};
 pub use lead::{Lead, LeadStage};

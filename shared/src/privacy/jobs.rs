@@ -15,7 +15,7 @@ use super::erasure::Eraser;
 use super::export::Exporter;
 use super::identity::{IdentityLookup, SubjectIds};
 use super::requests::{Completion, PrivacyJob, PrivacyRequest, RequestKind, RequestResult, RequestState};
-use super::retention::{DAY, RetentionDays};
+use super::retention::audit_ttl;
 use super::wipe::Wiper;
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, MasterKey};
@@ -132,7 +132,7 @@ impl PrivacyWorker {
             counts: counts.clone(),
         };
         let completion = Completion { completed_at_ms: now_ms, result, subject_hash };
-        if !self.complete(tenant, &request, entry, &completion, &retention).await? {
+        if !self.complete(tenant, &request, entry, &completion).await? {
             return Ok(JobOutcome::AlreadyDone);
         }
         if request.kind == RequestKind::Wipe {
@@ -150,9 +150,8 @@ impl PrivacyWorker {
         request: &PrivacyRequest,
         entry: AuditEntry,
         completion: &Completion,
-        retention: &RetentionDays,
     ) -> Result<bool, StoreError> {
-        let ttl = entry.at_ms / 1000 + i64::from(retention.audit) * DAY;
+        let ttl = audit_ttl(entry.at_ms.div_euclid(1000));
         for _ in 0..COMPLETE_ATTEMPTS {
             let (_, append) = self.audit.prepare_append(tenant, entry.clone(), ttl).await?;
             let done = self.requests.complete_update(tenant, &request.id, completion)?;

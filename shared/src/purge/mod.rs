@@ -27,11 +27,13 @@ use self::index::{ExpiryIndex, Removed, Starts, Table};
 use self::plan::{Cursor, Month};
 use crate::clock::utc_month;
 use crate::domain::RecordId;
-use crate::domain::{Anchor, AuditAction, AuditEntry, TenantId};
+use crate::domain::{Anchor, AnchorKind, AuditAction, AuditEntry, TenantId};
 use crate::privacy::intake;
 use crate::privacy::queue::SqsPrivacyQueue;
 use crate::privacy::requests::{PrivacyRequest, RequestKind, RequestSource};
-use crate::privacy::retention::{CANCELLED_TENANT_DAYS, Category, DAY, RetentionDays, audit_ttl};
+use crate::privacy::retention::{
+    CANCELLED_TENANT_DAYS, Category, DAY, MAX_RETENTION_DAYS, RetentionDays, TTL_GRACE_DAYS, audit_ttl,
+};
 use crate::store::audit::{AnchorStore, AuditLog, DynamoAuditLog};
 use crate::store::requests::DynamoPrivacyRequests;
 use crate::store::{StoreError, keys};
@@ -46,14 +48,13 @@ const BATCH: usize = crate::store::batch::BATCH;
 /// Audit entries looked at per round of trimming.
 const AUDIT_PAGE: usize = 500;
 
-/// The categories kept in expiry buckets, and the tables holding them. (`Audit` is trimmed from
-/// the oldest end of the chain instead.)
+/// The categories kept in expiry buckets, and the tables holding them. (`Audit` in `AuditTable`
+/// is trimmed from the oldest end of the chain; in ContactsTable it holds erasure tombstones.)
 pub fn tables(category: Category) -> &'static [Table] {
     match category {
         Category::Messages => &[Table::Messages, Table::Contacts],
-        Category::Leads | Category::Appointments | Category::Exports => &[Table::Contacts],
+        Category::Leads | Category::Appointments | Category::Exports | Category::Audit => &[Table::Contacts],
         Category::Logs | Category::IdempotencyKeys => &[Table::Messages],
-        Category::Audit => &[],
     }
 }
 
@@ -213,11 +214,13 @@ impl Purger {
             }
             add(&mut run.counts, "wipe_requested", 1);
         }
-        let first_month = utc_month(profile.created_at.unwrap_or(profile.updated_at));
+        // Unknown for a profile older than the field: as far back as any retention reaches.
+        let first_month =
+            utc_month(profile.created_at.unwrap_or(now_secs - (MAX_RETENTION_DAYS + TTL_GRACE_DAYS + 1) * DAY));
         let mut cursors = cursor::read_all(client, &self.tenants_table, tenant).await?;
         let mut complete = true;
         let mut failure = None;
-        for category in Category::ALL.into_iter().filter(|c| !tables(*c).is_empty()) {
+        for category in Category::ALL {
             let days = profile.retention.days(category);
             let stored = cursors.remove(&category);
             let (plan, mut cur) = plan::plan(stored, first_month, days, now_secs);
@@ -384,7 +387,8 @@ impl Purger {
                 return Ok(false);
             }
             let last = old.last().expect("not empty");
-            self.anchors.put(tenant, &Anchor { seq: last.seq, hash: last.hash.clone() }, now_secs, days).await?;
+            let start = Anchor { seq: last.seq, hash: last.hash.clone(), kind: AnchorKind::Start };
+            self.anchors.put(tenant, &start, now_secs, days).await?;
             let seqs: Vec<u64> = old.iter().map(|r| r.seq).collect();
             let removed = self.audit.delete(tenant, &seqs).await?;
             add(&mut run.counts, Category::Audit.as_str(), removed as u64);
@@ -426,7 +430,7 @@ impl Purger {
             AuditEntry { at_ms: now_ms, action: AuditAction::PurgeRun, actor: ACTOR.into(), subject: None, counts };
         let now_secs = now_ms.div_euclid(1000);
         let head = self.audit.append(tenant, entry, audit_ttl(now_secs)).await?;
-        let anchor = Anchor { seq: head.seq, hash: head.hash };
+        let anchor = Anchor { seq: head.seq, hash: head.hash, kind: AnchorKind::Head };
         self.anchors.put(tenant, &anchor, now_secs, profile.retention.days(Category::Audit)).await
     }
 }
@@ -444,7 +448,7 @@ mod tests {
     #[test]
     fn every_bucketed_category_has_a_table_and_the_budget_counts_batches() {
         for c in Category::ALL {
-            assert_eq!(tables(c).is_empty(), c == Category::Audit, "{c:?}");
+            assert!(!tables(c).is_empty(), "{c:?}");
         }
         let far = Instant::now() + std::time::Duration::from_secs(60);
         let budget = Budget { deadline: far, batches: Some(AtomicU64::new(2)) };

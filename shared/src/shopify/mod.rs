@@ -72,6 +72,8 @@ pub enum WebhookError {
     Body,
     #[error("the customer carries no id, email or phone")]
     NoSubject,
+    #[error("the body names another shop than the header")]
+    ShopMismatch,
 }
 
 /// The headers the handler needs, checked.
@@ -146,12 +148,36 @@ pub fn customer_subject(body: &[u8]) -> Result<Subject, WebhookError> {
     if subject.is_empty() { Err(WebhookError::NoSubject) } else { Ok(subject) }
 }
 
-/// The other topics' bodies only have to be a JSON object (their content is not needed: the
-/// shop is named by the signed header).
-pub fn check_object(body: &[u8]) -> Result<(), WebhookError> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(_)) => Ok(()),
-        _ => Err(WebhookError::Body),
+/// Checks that the signed body is the documented payload of the topic the (unsigned) headers
+/// name, for the shop they name, and returns the customer for the customer topics. Shopify's
+/// HMAC covers the body only: without this, one captured `customers/data_request` replayed with
+/// another topic or shop header would erase a customer or wipe a shop.
+pub fn check_body(topic: Topic, shop_domain: &str, body: &[u8]) -> Result<Option<Subject>, WebhookError> {
+    let Ok(serde_json::Value::Object(payload)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Err(WebhookError::Body);
+    };
+    // The compliance topics name their shop as `shop_domain`; `app/uninstalled` sends the shop
+    // object (`myshopify_domain`).
+    let named = ["shop_domain", "myshopify_domain"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
+    let compliance = matches!(topic, Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact);
+    match named {
+        Some(named) if !named.eq_ignore_ascii_case(shop_domain) => return Err(WebhookError::ShopMismatch),
+        None if compliance => return Err(WebhookError::Body),
+        _ => {}
+    }
+    let has = |key: &str| payload.contains_key(key);
+    let shaped = match topic {
+        Topic::CustomersDataRequest => has("customer") && has("data_request"),
+        Topic::CustomersRedact => has("customer") && has("orders_to_redact") && !has("data_request"),
+        Topic::ShopRedact => !has("customer"),
+        Topic::AppUninstalled | Topic::Other => true,
+    };
+    if !shaped {
+        return Err(WebhookError::Body);
+    }
+    match topic {
+        Topic::CustomersDataRequest | Topic::CustomersRedact => customer_subject(body).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -188,7 +214,30 @@ mod tests {
                 (Some("555-625-1199"), Some("john@example.com"), Some("191167"), None)
             );
         }
-        assert_eq!(check_object(SHOP_REDACT.as_bytes()), Ok(()));
+        assert_eq!(check_body(Topic::ShopRedact, "acme-dental.myshopify.com", SHOP_REDACT.as_bytes()), Ok(None));
+    }
+
+    #[test]
+    fn a_signed_body_replayed_under_another_topic_or_shop_is_refused() {
+        let shop = "acme-dental.myshopify.com";
+        assert!(check_body(Topic::CustomersDataRequest, shop, DATA_REQUEST.as_bytes()).unwrap().is_some());
+        assert!(check_body(Topic::CustomersRedact, shop, REDACT.as_bytes()).unwrap().is_some());
+        // A data request's body under the redact or shop/redact topic.
+        assert_eq!(check_body(Topic::CustomersRedact, shop, DATA_REQUEST.as_bytes()), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::ShopRedact, shop, DATA_REQUEST.as_bytes()), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::CustomersDataRequest, shop, SHOP_REDACT.as_bytes()), Err(WebhookError::Body));
+        // Another shop's header on this shop's body.
+        for (topic, body) in [
+            (Topic::CustomersDataRequest, DATA_REQUEST),
+            (Topic::CustomersRedact, REDACT),
+            (Topic::ShopRedact, SHOP_REDACT),
+        ] {
+            let other = check_body(topic, "bella.myshopify.com", body.as_bytes());
+            assert_eq!(other, Err(WebhookError::ShopMismatch), "{topic:?}");
+        }
+        // A compliance body that names no shop at all.
+        assert_eq!(check_body(Topic::ShopRedact, shop, b"{}"), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::AppUninstalled, shop, b"{}"), Ok(None));
     }
 
     #[test]
@@ -208,7 +257,10 @@ mod tests {
             assert_eq!(customer_subject(broken.as_bytes()), Err(WebhookError::Body), "{broken}");
         }
         for broken in ["", "[1]", "\"x\"", "{"] {
-            assert_eq!(check_object(broken.as_bytes()), Err(WebhookError::Body), "{broken}");
+            assert_eq!(
+                check_body(Topic::AppUninstalled, "a.myshopify.com", broken.as_bytes()),
+                Err(WebhookError::Body)
+            );
         }
     }
 

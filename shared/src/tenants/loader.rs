@@ -93,7 +93,9 @@ impl TenantLoader<'_> {
             settings: spec.settings(),
             knowledge_version: Some(crate::assistant::knowledge::version(&spec.knowledge_base)),
             updated_at: now,
-            created_at: Some(previous.as_ref().map_or(now, |p| p.created_at.unwrap_or(p.updated_at))),
+            // A profile from before `created_at` was recorded keeps it unknown: the purge and the
+            // wipe then walk back the longest retention allowed instead of trusting a late date.
+            created_at: previous.as_ref().map_or(Some(now), |p| p.created_at),
             // Set by the platform (an uninstall), not by the file: a reload keeps it.
             suspended_at: previous.as_ref().and_then(|p| p.suspended_at),
         };

@@ -2,8 +2,8 @@
 //! retention nobody — not the account's root user — can overwrite or delete them. A rewrite of
 //! the whole `AuditTable` (hashes recomputed) still disagrees with them.
 //!
-//! The sequence number and hash are the object's key (`<tenant>/<seq, 20 digits>-<hash>`), so
-//! the verifier needs one listing, not a read per anchor. It lists object *versions*: in a
+//! The kind, sequence number and hash are the object's key (`<tenant>/<head|start>/<seq, 20
+//! digits>-<hash>`), so the verifier needs one listing, not a read per anchor. It lists object *versions*: in a
 //! versioned bucket (Object Lock needs versioning) a plain DELETE only adds a delete marker that
 //! hides a locked object from an ordinary listing.
 
@@ -11,7 +11,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::ObjectLockMode;
 
-use crate::domain::{Anchor, TenantId};
+use crate::domain::{Anchor, AnchorKind, TenantId};
 use crate::privacy::retention::DAY;
 use crate::store::StoreError;
 
@@ -29,17 +29,19 @@ fn s3_error<E: std::error::Error + Send + Sync + 'static>(operation: &'static st
 }
 
 pub fn anchor_key(tenant: &TenantId, anchor: &Anchor) -> String {
-    format!("{tenant}/{:020}-{}", anchor.seq, anchor.hash)
+    format!("{tenant}/{}/{:020}-{}", anchor.kind.as_str(), anchor.seq, anchor.hash)
 }
 
 fn parse_key(tenant: &TenantId, key: &str) -> Option<Anchor> {
     let rest = key.strip_prefix(tenant.as_str())?.strip_prefix('/')?;
+    let (kind, rest) = rest.split_once('/')?;
+    let kind = [AnchorKind::Head, AnchorKind::Start].into_iter().find(|k| k.as_str() == kind)?;
     let (seq, hash) = rest.split_once('-')?;
     let valid = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
     if !valid {
         return None;
     }
-    Some(Anchor { seq: seq.parse().ok()?, hash: hash.to_owned() })
+    Some(Anchor { seq: seq.parse().ok()?, hash: hash.to_owned(), kind })
 }
 
 impl AnchorStore {
@@ -95,7 +97,7 @@ impl AnchorStore {
             key_marker = page.next_key_marker().map(str::to_owned);
             version_marker = page.next_version_id_marker().map(str::to_owned);
         }
-        out.sort_by_key(|a| a.seq);
+        out.sort_by_key(|a| (a.seq, a.kind == AnchorKind::Start));
         out.dedup();
         Ok(out)
     }
@@ -108,11 +110,12 @@ mod tests {
     #[test]
     fn keys_carry_the_anchor_and_parse_back() {
         let t = TenantId::parse("acme").unwrap();
-        let a = Anchor { seq: 42, hash: "ab".repeat(32) };
+        let a = Anchor { seq: 42, hash: "ab".repeat(32), kind: AnchorKind::Start };
         let key = anchor_key(&t, &a);
-        assert_eq!(key, format!("acme/00000000000000000042-{}", "ab".repeat(32)));
+        assert_eq!(key, format!("acme/start/00000000000000000042-{}", "ab".repeat(32)));
         assert_eq!(parse_key(&t, &key), Some(a));
         assert_eq!(parse_key(&TenantId::parse("acme-2").unwrap(), &key), None);
-        assert_eq!(parse_key(&t, "acme/00000000000000000042-zz"), None);
+        assert_eq!(parse_key(&t, "acme/head/00000000000000000042-zz"), None);
+        assert_eq!(parse_key(&t, &format!("acme/tail/00000000000000000042-{}", "ab".repeat(32))), None);
     }
 }
