@@ -338,3 +338,17 @@ async fn a_tenant_cancelled_30_days_ago_gets_its_wipe_requested_once() {
     assert!(jobs[0].contains(TENANT_A) && jobs[0].contains(requests[0].id.as_str()));
     assert!(t.privacy_requests(TENANT_B).await.is_empty(), "B is not cancelled");
 }
+
+#[tokio::test]
+async fn a_run_dated_in_the_future_is_refused_unless_replays_are_allowed() {
+    // As deployed: replays off (the local stack's env.json turns them on).
+    let t = TestStack::spawn_with(|o| o.shell = shell(&[("PURGE_ALLOW_FUTURE_TIME", "false")])).await;
+    let t0 = now_secs();
+    let kept = seed::messages(&t, TENANT_A, &seed::contact(1), t0, 3, 0, &RetentionDays::default()).await;
+    let future = schedule::event("arn:aws:events:us-east-1:000000000000:rule/purge", (t0 + 800 * DAY) * 1000, "x");
+    let refused = t.invoke("RetentionPurgeFunction", &future).await.unwrap_err();
+    assert!(refused.contains("future"), "{refused}");
+    assert_eq!(present(&t, &kept).await, 3, "nothing deleted");
+    let now = schedule::event("arn:aws:events:us-east-1:000000000000:rule/purge", t0 * 1000, "y");
+    assert!(t.invoke("RetentionPurgeFunction", &now).await.is_ok(), "a run at the present time goes ahead");
+}

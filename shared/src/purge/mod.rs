@@ -184,6 +184,10 @@ impl Purger {
 
     async fn purge_tenant(&self, tenant: &TenantId, options: &PurgeOptions, budget: &Budget) -> TenantPurge {
         let mut run = TenantPurge { tenant: tenant.to_string(), ..TenantPurge::default() };
+        if Instant::now() >= options.deadline {
+            // Out of time before this tenant began: not even its profile is read.
+            return run;
+        }
         match self.purge_tenant_inner(tenant, options, budget, &mut run).await {
             Ok(complete) => run.complete = complete,
             Err(e) => {
