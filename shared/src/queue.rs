@@ -70,15 +70,20 @@ impl SqsInboundQueue {
 
     /// One cheap call on the queue (used to open the connection at cold start).
     pub async fn probe(&self) -> Result<(), QueueError> {
-        self.client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| QueueError(crate::aws::describe(e)))?;
-        Ok(())
+        probe(&self.client, &self.url).await
     }
+}
+
+/// One cheap call on a queue: opens the connection at cold start, and proves the queue exists.
+pub async fn probe(client: &aws_sdk_sqs::Client, url: &str) -> Result<(), QueueError> {
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| QueueError(crate::aws::describe(e)))?;
+    Ok(())
 }
 
 impl InboundQueue for SqsInboundQueue {

@@ -371,12 +371,17 @@ impl TestStack {
 
     /// Everything on the inbound queue, read without deleting it (messages stay in flight).
     pub async fn queued(&self) -> Vec<Message> {
+        self.peek(&self.queue_url()).await
+    }
+
+    /// Everything on a queue, read without deleting it (messages stay in flight).
+    async fn peek(&self, url: &str) -> Vec<Message> {
         let mut all = Vec::new();
         loop {
             let batch = self
                 .sqs
                 .receive_message()
-                .queue_url(self.queue_url())
+                .queue_url(url)
                 .max_number_of_messages(10)
                 .visibility_timeout(300)
                 .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
@@ -583,24 +588,7 @@ impl TestStack {
 
     /// Every job on the privacy queue (bodies), read without deleting them.
     pub async fn privacy_jobs(&self) -> Vec<String> {
-        let mut all = Vec::new();
-        loop {
-            let batch = self
-                .sqs
-                .receive_message()
-                .queue_url(self.privacy_queue_url())
-                .max_number_of_messages(10)
-                .visibility_timeout(300)
-                .send()
-                .await
-                .expect("receive")
-                .messages
-                .unwrap_or_default();
-            if batch.is_empty() {
-                return all;
-            }
-            all.extend(batch.into_iter().filter_map(|m| m.body));
-        }
+        self.peek(&self.privacy_queue_url()).await.into_iter().filter_map(|m| m.body).collect()
     }
 
     /// The privacy requests stored for `tenant` (a Query on its partition).

@@ -27,14 +27,7 @@ impl SqsPrivacyQueue {
 
     /// One cheap call on the queue (opens the connection at cold start).
     pub async fn probe(&self) -> Result<(), QueueError> {
-        self.client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| QueueError(crate::aws::describe(e)))?;
-        Ok(())
+        crate::queue::probe(&self.client, &self.url).await
     }
 }
 

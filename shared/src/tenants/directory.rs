@@ -190,13 +190,25 @@ impl DynamoTenantDirectory {
     /// tenant it is leaving.
     pub async fn by_shop_domain(&self, shop_domain: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
         let domain = shop_domain.to_ascii_lowercase();
-        let route = keys::shopify_route(&domain);
-        let serves = |t: &Arc<Tenant>| t.shopify_shop_domain.as_deref() == Some(domain.as_str());
+        let serves = |t: &Tenant| t.shopify_shop_domain.as_deref() == Some(domain.as_str());
+        self.by_route(keys::shopify_route(&domain), serves, "a shop").await
+    }
+
+    /// The tenant a route names, if its profile agrees that it serves that address. When route
+    /// and profile disagree (an address is moving), both are read again past the cache; if they
+    /// still disagree this fails, so the provider retries once the move is complete, rather than
+    /// the event being dropped or handled for the tenant it is leaving.
+    async fn by_route(
+        &self,
+        route: String,
+        serves: impl Fn(&Tenant) -> bool,
+        what: &str,
+    ) -> Result<Option<Arc<Tenant>>, StoreError> {
         let Some(id) = self.route(route.clone()).await? else {
             return Ok(None);
         };
         let tenant = self.by_id(&id).await?;
-        if tenant.as_ref().is_some_and(serves) {
+        if tenant.as_deref().is_some_and(&serves) {
             return Ok(tenant);
         }
         self.routes.remove(&route);
@@ -206,7 +218,7 @@ impl DynamoTenantDirectory {
         };
         match self.by_id(&id).await? {
             Some(tenant) if serves(&tenant) => Ok(Some(tenant)),
-            _ => Err(StoreError::Conflict("route and tenant profile disagree about a shop".into())),
+            _ => Err(StoreError::Conflict(format!("route and tenant profile disagree about {what}"))),
         }
     }
 
@@ -230,27 +242,8 @@ impl DynamoTenantDirectory {
 
 impl TenantDirectory for DynamoTenantDirectory {
     async fn by_meta_number(&self, phone_number_id: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
-        let route = keys::meta_route(phone_number_id);
-        let Some(id) = self.route(route.clone()).await? else {
-            return Ok(None);
-        };
-        let serves = |t: &Arc<Tenant>| t.meta_phone_number_id.as_deref() == Some(phone_number_id);
-        let tenant = self.by_id(&id).await?;
-        if tenant.as_ref().is_some_and(serves) {
-            return Ok(tenant);
-        }
-        // Route and profile disagree: a number is moving. Read both again past the cache; if
-        // they still disagree, fail so the provider retries once the move is complete, rather
-        // than dropping the message or storing it under the tenant it is leaving.
-        self.routes.remove(&route);
-        self.tenants.remove(&id);
-        let Some(id) = self.route(route).await? else {
-            return Ok(None);
-        };
-        match self.by_id(&id).await? {
-            Some(tenant) if serves(&tenant) => Ok(Some(tenant)),
-            _ => Err(StoreError::Conflict("route and tenant profile disagree about a number".into())),
-        }
+        let serves = |t: &Tenant| t.meta_phone_number_id.as_deref() == Some(phone_number_id);
+        self.by_route(keys::meta_route(phone_number_id), serves, "a number").await
     }
 
     async fn by_id(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {

@@ -115,20 +115,12 @@ fn record_of(item: crate::store::Item) -> Result<AuditRecord, StoreError> {
 impl AuditLog for DynamoAuditLog {
     async fn append(&self, tenant: &TenantId, entry: AuditEntry, ttl: i64) -> Result<AuditRecord, StoreError> {
         for _ in 0..APPEND_ATTEMPTS {
-            let record = AuditRecord::next(self.head(tenant).await?.as_ref(), entry.clone());
-            let item = AuditItem {
-                pk: keys::audit_pk(tenant),
-                seq: record.seq,
-                entry: record.entry.clone(),
-                prev_hash: record.prev_hash.clone(),
-                hash: record.hash.clone(),
-                expires_at: ttl,
-            };
+            let (record, put) = self.prepare_append(tenant, entry.clone(), ttl).await?;
             let result = self
                 .client
                 .put_item()
-                .table_name(&self.table)
-                .set_item(Some(to_item(&item)?))
+                .table_name(put.table_name())
+                .set_item(Some(put.item().clone()))
                 .condition_expression("attribute_not_exists(seq)")
                 .send()
                 .await;
