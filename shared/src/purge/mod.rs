@@ -384,7 +384,7 @@ impl Purger {
                 return Ok(true);
             }
             if dry_run {
-                add(&mut run.counts, Category::Audit.as_str(), old.len() as u64);
+                add(&mut run.counts, "audit_entries", old.len() as u64);
                 return Ok(true);
             }
             if !budget.take() {
@@ -395,7 +395,7 @@ impl Purger {
             self.anchors.put(tenant, &start, now_secs, days).await?;
             let seqs: Vec<u64> = old.iter().map(|r| r.seq).collect();
             let removed = self.audit.delete(tenant, &seqs).await?;
-            add(&mut run.counts, Category::Audit.as_str(), removed as u64);
+            add(&mut run.counts, "audit_entries", removed as u64);
             if old.len() < AUDIT_PAGE {
                 return Ok(true);
             }
