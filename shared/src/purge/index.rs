@@ -5,15 +5,12 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::domain::TenantId;
-use crate::store::{Item, StoreError, condition_failed, get_n, get_s, keys, n, s};
+use crate::store::{Item, StoreError, condition_failed, get_n, get_s, keys, n, s, s3_error};
 
 pub const EXPIRY_INDEX: &str = "expiry";
-/// S3 `DeleteObjects` takes at most 1,000 keys.
-const OBJECTS_PER_DELETE: usize = 1000;
 /// Single conditional deletes in flight per bucket page.
 const CONCURRENT_DELETES: usize = 16;
 
@@ -52,10 +49,6 @@ pub struct ExpiryIndex {
     pub messages_table: String,
     pub contacts_table: String,
     pub bucket: String,
-}
-
-fn s3_error<E: std::error::Error + Send + Sync + 'static>(operation: &'static str, e: E) -> StoreError {
-    StoreError::Aws { operation, message: crate::aws::describe(e) }
 }
 
 impl ExpiryIndex {
@@ -124,34 +117,6 @@ impl ExpiryIndex {
         Ok(pages.iter().flat_map(|p| p.contents()).filter_map(|o| o.key().map(str::to_owned)).collect())
     }
 
-    /// Deletes objects, 1,000 per request; a key that is already gone is not an error.
-    pub async fn delete_objects(&self, keys: Vec<String>) -> Result<u64, StoreError> {
-        let mut deleted = 0;
-        for chunk in keys.chunks(OBJECTS_PER_DELETE) {
-            let objects = chunk
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k).build().expect("key is set"))
-                .collect::<Vec<_>>();
-            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().expect("objects are set");
-            let out = self
-                .s3
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| s3_error("DeleteObjects", e))?;
-            if let Some(e) = out.errors().first() {
-                return Err(StoreError::Aws {
-                    operation: "DeleteObjects",
-                    message: format!("{} objects not deleted: {}", out.errors().len(), e.code().unwrap_or("error")),
-                });
-            }
-            deleted += chunk.len() as u64;
-        }
-        Ok(deleted)
-    }
-
     /// Deletes one page of a bucket's items (after their objects).
     pub async fn delete(
         &self,
@@ -160,7 +125,8 @@ impl ExpiryIndex {
         bucket: &str,
         items: Vec<Item>,
     ) -> Result<Removed, StoreError> {
-        let objects = self.delete_objects(self.objects_of(tenant, table, &items).await?).await?;
+        let doomed = self.objects_of(tenant, table, &items).await?;
+        let objects = crate::store::objects::delete_objects(&self.s3, &self.bucket, doomed).await? as u64;
         let items = match table {
             Table::Messages => {
                 let keys = items.into_iter().filter_map(|i| Some(Item::from([("pk".into(), i.get("pk")?.clone())])));

@@ -108,6 +108,11 @@ pub(crate) async fn query_partition(
         .map_err(|e| StoreError::aws(what, e))
 }
 
+/// An S3 call that failed (S3 errors carry no DynamoDB-style validation code to tell apart).
+pub(crate) fn s3_error<E: std::error::Error + Send + Sync + 'static>(operation: &'static str, e: E) -> StoreError {
+    StoreError::Aws { operation, message: crate::aws::describe(e) }
+}
+
 /// Whether an SDK error is a failed condition (an expected outcome, not a failure).
 pub(crate) fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")

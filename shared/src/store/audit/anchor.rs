@@ -13,7 +13,7 @@ use aws_sdk_s3::types::ObjectLockMode;
 
 use crate::domain::{Anchor, AnchorKind, TenantId};
 use crate::privacy::retention::DAY;
-use crate::store::StoreError;
+use crate::store::{StoreError, s3_error};
 
 /// Anchors outlive the entries they vouch for by this much.
 const EXTRA_DAYS: i64 = 31;
@@ -22,10 +22,6 @@ const EXTRA_DAYS: i64 = 31;
 pub struct AnchorStore {
     client: Client,
     bucket: String,
-}
-
-fn s3_error<E: std::error::Error + Send + Sync + 'static>(operation: &'static str, e: E) -> StoreError {
-    StoreError::Aws { operation, message: crate::aws::describe(e) }
 }
 
 pub fn anchor_key(tenant: &TenantId, anchor: &Anchor) -> String {

@@ -47,6 +47,20 @@ impl DynamoMessageLog {
         Self { client, table, refs }
     }
 
+    /// One contact's messages, both directions, on the `conversation` index.
+    fn conversation_query(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(CONVERSATION_INDEX)
+            .key_condition_expression("gsi1pk = :c")
+            .expression_attribute_values(":c", s(keys::conversation_pk(tenant, &contact.key())))
+    }
+
     fn delivery_key(&self, tenant: &TenantId, channel: Channel, provider_id: &ProviderMessageId) -> String {
         keys::message_key(tenant, channel, &self.refs.message_ref(channel, provider_id.as_str()))
     }
@@ -522,12 +536,7 @@ impl ConversationLog for DynamoMessageLog {
     ) -> Result<Vec<ConversationEntry>, StoreError> {
         // The latest first, page after page (a page stops at 1 MB), until `limit` are read.
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(CONVERSATION_INDEX)
-            .key_condition_expression("gsi1pk = :c")
-            .expression_attribute_values(":c", s(keys::conversation_pk(tenant, &contact.key())))
+            .conversation_query(tenant, contact)
             .scan_index_forward(false)
             .limit(limit.clamp(1, 1000) as i32)
             .into_paginator()

@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use super::{CONVERSATION_INDEX, DynamoMessageLog, inbound_of, outbound_of};
+use super::{DynamoMessageLog, inbound_of, outbound_of};
 use crate::domain::{ContactId, TenantId};
 use crate::store::messages::ConversationEntry;
-use crate::store::{Item, StoreError, get_s, keys, s};
+use crate::store::{Item, StoreError, get_s};
 
 /// Messages per page: well under the 1 MB a Query page stops at for typical messages.
 pub const PAGE_SIZE: i32 = 500;
@@ -55,12 +55,7 @@ impl DynamoMessageLog {
         after: Option<PageCursor>,
     ) -> Result<ConversationPage, StoreError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(CONVERSATION_INDEX)
-            .key_condition_expression("gsi1pk = :c")
-            .expression_attribute_values(":c", s(keys::conversation_pk(tenant, &contact.key())))
+            .conversation_query(tenant, contact)
             .limit(PAGE_SIZE)
             .set_exclusive_start_key(after.map(|c| c.0))
             .send()
