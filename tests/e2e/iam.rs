@@ -205,7 +205,10 @@ async fn every_operation_on_every_resource_is_granted_by_the_functions_own_polic
     let redact = r#"{"shop_id":1,"shop_domain":"acme-dental.myshopify.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"orders_to_redact":[]}"#;
     assert_eq!(shopify("customers/redact", "iam-1", redact).await, 200);
     assert_eq!(shopify("customers/redact", "iam-1", redact).await, 200);
-    assert_eq!(shopify("app/uninstalled", "iam-2", r#"{"id":1}"#).await, 200);
+    assert_eq!(
+        shopify("app/uninstalled", "iam-2", r#"{"id":1,"myshopify_domain":"acme-dental.myshopify.com"}"#).await,
+        200
+    );
 
     let checked: BTreeMap<&str, usize> =
         ["WebhookIngestFunction", "InboundSweeperFunction", "ReplyWorkerFunction", "ShopifyGdprFunction"]

@@ -163,7 +163,17 @@ async fn shopify_gdpr_logs_no_personal_data_when_it_succeeds_or_fails() {
     // Success: a request, its redelivery, an uninstall, an unknown topic.
     assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l1", body.as_bytes()).await.status, 200);
     assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l1", body.as_bytes()).await.status, 200);
-    assert_eq!(t.post_shopify("app/uninstalled", SHOP_A, "l2", br#"{"id":954889}"#).await.status, 200);
+    assert_eq!(
+        t.post_shopify(
+            "app/uninstalled",
+            SHOP_A,
+            "l2",
+            format!(r#"{{"id":954889,"myshopify_domain":"{SHOP_A}"}}"#).as_bytes()
+        )
+        .await
+        .status,
+        200
+    );
     assert_eq!(t.post_shopify("orders/create", SHOP_A, "l3", body.as_bytes()).await.status, 200);
     // Refused or ignored: a bad HMAC, an unknown shop, a malformed body.
     let reply = t.post_shopify_signed("customers/redact", SHOP_A, "l4", body.as_bytes(), Some("AAAA")).await;

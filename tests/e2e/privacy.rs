@@ -480,3 +480,60 @@ async fn a_job_from_the_queue_runs_once() {
     let entries = audit.read(&tenant(TENANT_A), 0, 100).await.unwrap();
     assert_eq!(entries.iter().filter(|e| e.entry.action == AuditAction::Erasure).count(), 1);
 }
+
+#[tokio::test]
+async fn a_request_that_can_never_be_done_is_recorded_failed_and_not_retried() {
+    let t = TestStack::spawn().await;
+    // No subject at all; a subject sealed for another request (it does not open for this one).
+    let none = request(&t, TENANT_A, RequestKind::Erasure, None).await;
+    let tenant_a = tenant(TENANT_A);
+    let borrowed = RecordId::generate();
+    let subject = Subject { phone: Some(format!("+{JANA}")), ..Subject::default() };
+    let sealed = subject.seal(&t.stack.master_key, &tenant_a, &borrowed).await.unwrap();
+    let misfit = RecordId::generate();
+    let source = RequestSource::Operator { actor: "e2e".into() };
+    let record =
+        PrivacyRequest::received(tenant_a, misfit.clone(), RequestKind::Export, source, now() * 1000, Some(sealed));
+    requests(&t).create(&record).await.unwrap();
+
+    for id in [&none, &misfit] {
+        // Acknowledged (no batch item failure), so SQS does not retry it into the dead letters.
+        run(&t, TENANT_A, id).await;
+        let stored = request_record(&t, TENANT_A, id).await;
+        assert_eq!(stored.state, RequestState::Failed, "{id}");
+        let failure = stored.failure.expect("a reason");
+        assert!(failure.contains("subject"), "{failure}");
+        assert!(!failure.contains(JANA), "{failure}");
+    }
+    let audit = DynamoAuditLog::new(t.dynamodb.clone(), t.table("AuditTable"));
+    let entries = audit.read(&tenant(TENANT_A), 0, 100).await.unwrap();
+    assert!(
+        !entries.iter().any(|e| matches!(e.entry.action, AuditAction::Erasure | AuditAction::Export)),
+        "nothing was done, so nothing is audited as done"
+    );
+}
+
+#[tokio::test]
+async fn identifiers_that_match_no_contact_complete_as_unmatched_not_as_nothing_held() {
+    let (t, _model) = seeded().await;
+    // A Shopify customer id (nothing of ours files one), then Jana's own number.
+    let by_id = Subject { shopify_customer_id: Some("191167".into()), ..Subject::default() };
+    let unmatched = request(&t, TENANT_A, RequestKind::Erasure, Some(by_id)).await;
+    let by_phone = Subject { phone: Some(format!("+{JANA}")), ..Subject::default() };
+    let matched = request(&t, TENANT_A, RequestKind::Export, Some(by_phone)).await;
+    for id in [&unmatched, &matched] {
+        run(&t, TENANT_A, id).await;
+    }
+    let result = request_record(&t, TENANT_A, &unmatched).await.result.expect("done");
+    assert!(result.unmatched, "{result:?}");
+    assert_eq!(result.counts.get("contacts"), Some(&0), "{result:?}");
+    assert!(everything(&t).await.contains(JANA_TEXTS[0]), "nobody's data went");
+    let result = request_record(&t, TENANT_A, &matched).await.result.expect("done");
+    assert!(!result.unmatched, "{result:?}");
+    assert_eq!(result.counts.get("contacts"), Some(&1), "{result:?}");
+
+    let audit = DynamoAuditLog::new(t.dynamodb.clone(), t.table("AuditTable"));
+    let entries = audit.read(&tenant(TENANT_A), 0, 100).await.unwrap();
+    let erasure = entries.iter().find(|e| e.entry.action == AuditAction::Erasure).expect("an erasure entry");
+    assert_eq!(erasure.entry.counts.get("contacts"), Some(&0), "the trail says it matched nobody");
+}

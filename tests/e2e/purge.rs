@@ -328,7 +328,8 @@ async fn a_tenant_cancelled_30_days_ago_gets_its_wipe_requested_once() {
     assert!(t.privacy_requests(TENANT_A).await.is_empty(), "the data is kept for 30 days");
 
     purge_at(&t, t0 + 31 * DAY).await;
-    purge_at(&t, t0 + 32 * DAY).await;
+    // A second run within the hours its job may still be in flight.
+    purge_at(&t, t0 + 31 * DAY + 3_600).await;
     let requests = t.privacy_requests(TENANT_A).await;
     assert_eq!(requests.len(), 1, "one wipe per cancellation");
     assert_eq!(requests[0].kind, concierge::privacy::requests::RequestKind::Wipe);
@@ -337,6 +338,53 @@ async fn a_tenant_cancelled_30_days_ago_gets_its_wipe_requested_once() {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert!(jobs[0].contains(TENANT_A) && jobs[0].contains(requests[0].id.as_str()));
     assert!(t.privacy_requests(TENANT_B).await.is_empty(), "B is not cancelled");
+}
+
+#[tokio::test]
+async fn a_request_whose_job_was_lost_gets_it_again_from_the_next_run() {
+    use concierge::privacy::requests::{Completion, PrivacyRequest, RequestKind, RequestSource, RequestState};
+    use concierge::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
+    let t = TestStack::spawn().await;
+    let t0 = now_secs();
+    let store = DynamoPrivacyRequests::new(t.dynamodb.clone(), t.table("TenantsTable"));
+    let tenant = concierge::domain::TenantId::parse(TENANT_A).unwrap();
+    let received = |id: &str, at: i64| {
+        let source = RequestSource::Operator { actor: "e2e".into() };
+        let id = concierge::domain::RecordId::parse(id).unwrap();
+        PrivacyRequest::received(tenant.clone(), id, RequestKind::Wipe, source, at * 1000, None)
+    };
+    // Dead-lettered (queued a day ago, no job left), never sent (Shopify gave up), still within
+    // its retries, done, failed.
+    for (id, at) in
+        [("dead", t0 - DAY), ("unsent", t0 - DAY), ("fresh", t0 - 3_600), ("done", t0 - DAY), ("failed", t0 - DAY)]
+    {
+        store.create(&received(id, at)).await.unwrap();
+    }
+    let id = |s: &str| concierge::domain::RecordId::parse(s).unwrap();
+    store.mark_queued(&tenant, &id("dead")).await.unwrap();
+    store.mark_queued(&tenant, &id("fresh")).await.unwrap();
+    let completion = Completion { completed_at_ms: t0 * 1000, result: Default::default(), subject_hash: None };
+    store.complete(&tenant, &id("done"), &completion).await.unwrap();
+    store.fail(&tenant, &id("failed"), "the request has no subject to act on").await.unwrap();
+
+    let report = purge_at(&t, t0).await;
+    let a = report["tenants"].as_array().unwrap().iter().find(|r| r["tenant"] == TENANT_A).unwrap();
+    assert_eq!(a["counts"]["requests_resent"], 2, "{a}");
+    let mut sent: Vec<String> = t
+        .privacy_jobs()
+        .await
+        .iter()
+        .map(|body| serde_json::from_str::<Value>(body).unwrap()["request"].as_str().unwrap().to_owned())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, ["dead", "unsent"]);
+    let state = |r: &str| {
+        let store = store.clone();
+        let (tenant, r) = (tenant.clone(), id(r));
+        async move { store.get(&tenant, &r).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state("unsent").await, RequestState::Queued);
+    assert_eq!(state("failed").await, RequestState::Failed, "a failure waits for an operator");
 }
 
 #[tokio::test]

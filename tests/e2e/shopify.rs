@@ -122,7 +122,7 @@ async fn the_documented_payloads_become_their_requests_with_the_subject_sealed()
 #[tokio::test]
 async fn app_uninstalled_suspends_the_tenant_and_the_assistant_stays_silent_for_it() {
     let t = TestStack::spawn().await;
-    let body = format!(r#"{{"id":954889,"name":"Acme Dental","domain":"{SHOP_A}"}}"#);
+    let body = format!(r#"{{"id":954889,"name":"Acme Dental","domain":"acme.example","myshopify_domain":"{SHOP_A}"}}"#);
     assert_eq!(t.post_shopify("app/uninstalled", SHOP_A, "w-uninstall", body.as_bytes()).await.status, 200);
     assert_eq!(t.post_shopify("app/uninstalled", SHOP_A, "w-uninstall-2", body.as_bytes()).await.status, 200);
 
@@ -228,15 +228,21 @@ async fn the_privacy_queue_is_standard_with_its_dead_letter_queue() {
 #[tokio::test]
 async fn a_signed_body_replayed_with_another_topic_or_shop_is_refused_with_nothing_done() {
     let t = TestStack::spawn().await;
-    let body = data_request();
-    for (topic, shop, id) in [
-        ("customers/redact", SHOP_A, "replay-1"),
-        ("shop/redact", SHOP_A, "replay-2"),
-        ("customers/data_request", "bella-salon.myshopify.com", "replay-3"),
+    let uninstall = format!(r#"{{"id":954889,"name":"Acme Dental","myshopify_domain":"{SHOP_A}"}}"#);
+    for (topic, shop, id, body) in [
+        ("customers/redact", SHOP_A, "replay-1", data_request()),
+        ("shop/redact", SHOP_A, "replay-2", data_request()),
+        ("customers/data_request", "bella-salon.myshopify.com", "replay-3", data_request()),
+        // The uninstall's shop object as a wipe, and compliance bodies as a suspension.
+        ("shop/redact", SHOP_A, "replay-4", uninstall.clone()),
+        ("app/uninstalled", SHOP_A, "replay-5", shop_redact()),
+        ("app/uninstalled", SHOP_A, "replay-6", customers_redact()),
     ] {
         let reply = t.post_shopify(topic, shop, id, body.as_bytes()).await;
-        assert_eq!(reply.status, 400, "{topic} {shop}");
+        assert_eq!(reply.status, 400, "{topic} {shop} {id}");
     }
     assert!(t.privacy_requests(TENANT_A).await.is_empty() && t.privacy_requests(TENANT_B).await.is_empty());
     assert!(t.privacy_jobs().await.is_empty());
+    let profiles = t.scan("TenantsTable").await;
+    assert!(profiles.iter().all(|i| !i.contains_key("suspended_at")), "a replayed body suspended a tenant");
 }

@@ -173,7 +173,7 @@ async fn signed_but_malformed_is_400_oversized_is_413() {
 #[tokio::test]
 async fn app_uninstalled_suspends_once_with_one_audit_entry() {
     let app = app();
-    let body = r#"{"id":954889,"domain":"acme-dental.myshopify.com"}"#;
+    let body = r#"{"id":954889,"domain":"acme.example","myshopify_domain":"acme-dental.myshopify.com"}"#;
     assert_eq!(handle(&app, signed("app/uninstalled", "u1", body)).await.status(), 200);
     assert_eq!(handle(&app, signed("app/uninstalled", "u2", body)).await.status(), 200);
     let suspended = app.suspensions.suspended.lock().unwrap().get(&acme()).copied();

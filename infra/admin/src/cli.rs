@@ -76,6 +76,17 @@ pub enum PrivacyCommand {
         #[arg(long)]
         overdue: bool,
     },
+    /// Sends an open request's job to the privacy worker again: one that failed (once its
+    /// cause is mended) or whose job was dead-lettered. A done request is left alone.
+    #[command(after_help = EXIT_CODES)]
+    Requeue {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// The request's id (as `privacy requests` lists it).
+        #[arg(long)]
+        request: String,
+    },
 }
 
 #[derive(Debug, Args)]

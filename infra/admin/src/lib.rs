@@ -1,4 +1,4 @@
-//! `concierge-admin`, the operator CLI: `audit verify`, `privacy export|erase|requests`,
+//! `concierge-admin`, the operator CLI: `audit verify`, `privacy export|erase|requests|requeue`,
 //! `purge --dry-run`. Each command runs against the local stack (`AWS_ENDPOINT_URL`) or AWS
 //! (resource names by flag or environment), prints a human summary or `--json`, and ends with
 //! the exit code `--help` documents.
@@ -35,6 +35,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Privacy(PrivacyCommand::Erase(args)) => privacy::file(&stack, out, RequestKind::Erasure, args).await,
         Command::Privacy(PrivacyCommand::Requests { tenant, overdue }) => {
             privacy::list(&stack, out, tenant.as_deref(), *overdue).await
+        }
+        Command::Privacy(PrivacyCommand::Requeue { tenant, request }) => {
+            privacy::requeue(&stack, out, tenant, request).await
         }
         Command::Purge(args) => purge::dry_run(&stack, out, args).await,
     };

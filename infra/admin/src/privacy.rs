@@ -1,7 +1,8 @@
-//! `privacy export|erase|requests`: operator privacy requests, filed the way the Shopify
+//! `privacy export|erase|requests|requeue`: operator privacy requests, filed the way the Shopify
 //! compliance webhook files them (the subject sealed for the request with the master key, then
 //! `privacy::intake::submit`: the record created, a job naming only tenant and request queued,
-//! the record marked queued), and the list of requests with their deadlines.
+//! the record marked queued), the list of requests with their deadlines, and a stuck or failed
+//! request's job sent again.
 
 use std::time::{Duration, Instant};
 
@@ -35,16 +36,11 @@ struct RequestView {
     due_at: String,
     completed_at: Option<String>,
     overdue: bool,
+    /// Why it failed (`state = failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<RequestResult>,
-}
-
-fn state_str(s: RequestState) -> &'static str {
-    match s {
-        RequestState::Received => "received",
-        RequestState::Queued => "queued",
-        RequestState::Done => "done",
-    }
 }
 
 fn view(r: &PrivacyRequest, now_ms: i64) -> RequestView {
@@ -56,11 +52,12 @@ fn view(r: &PrivacyRequest, now_ms: i64) -> RequestView {
             RequestSource::Operator { actor } => format!("operator:{actor}"),
             RequestSource::Shopify { topic, .. } => format!("shopify:{topic}"),
         },
-        state: state_str(r.state),
+        state: RequestState::as_str(r.state),
         received_at: output::time(r.received_at_ms),
         due_at: output::time(r.due_at_ms),
         completed_at: r.completed_at_ms.map(output::time),
         overdue: r.is_overdue(now_ms),
+        failure: r.failure.clone(),
         result: r.result.clone(),
     }
 }
@@ -132,7 +129,7 @@ async fn wait(
     loop {
         let request =
             requests.get(tenant, id).await?.ok_or_else(|| Failure::Aws(format!("request {id} disappeared")))?;
-        spinner.set_message(format!("request {id}: {}", state_str(request.state)));
+        spinner.set_message(format!("request {id}: {}", RequestState::as_str(request.state)));
         let done = request.state == RequestState::Done;
         if done || Instant::now() >= until {
             spinner.finish_and_clear();
@@ -157,6 +154,9 @@ fn done_text(v: &RequestView) -> String {
     let mut text = format!("request {}: done at {}", v.id, v.completed_at.as_deref().unwrap_or("?"));
     if let Some(result) = &v.result {
         text.push_str(&format!("\n  counts: {}", output::counts(&result.counts)));
+        if result.unmatched {
+            text.push_str("\n  unmatched: the identifiers matched no contact");
+        }
         for (i, object) in result.objects.iter().enumerate() {
             text.push_str(&format!("\n  {object}"));
             if let Some(link) = result.links.get(i) {
@@ -185,6 +185,33 @@ pub async fn list(stack: &Stack, out: Output, tenant: Option<&str>, overdue_only
     }
     spinner.finish_and_clear();
     out.emit(|| table_text(&views), &views);
+    Ok(Verdict::Yes)
+}
+
+pub async fn requeue(stack: &Stack, out: Output, tenant: &str, request: &str) -> Result<Verdict, Failure> {
+    let tenant = crate::parse_tenant(tenant)?;
+    let id =
+        RecordId::parse(request).map_err(|_| Failure::Usage(format!("--request {request:?} is not a request id")))?;
+    let requests = DynamoPrivacyRequests::new(stack.aws.dynamodb.clone(), stack.tenants_table().await?);
+    let stored = requests
+        .get(&tenant, &id)
+        .await?
+        .ok_or_else(|| Failure::Usage(format!("no request {id} of tenant {tenant}")))?;
+    let queue = SqsPrivacyQueue::new(stack.aws.sqs.clone(), stack.privacy_queue_url().await?);
+    let sent = match intake::resend(&requests, &queue, &stored).await {
+        Ok(sent) => sent,
+        Err(SubmitError::Record(e) | SubmitError::Mark(e)) => return Err(e.into()),
+        Err(SubmitError::Queue(e)) => return Err(Failure::Aws(format!("request {id} not queued: {e}"))),
+    };
+    let now = requests.get(&tenant, &id).await?.unwrap_or(stored);
+    let v = view(&now, SystemClock.now_ms());
+    out.emit(
+        || match sent {
+            true => format!("request {id}: queued again"),
+            false => format!("request {id}: {} already; nothing sent", v.state),
+        },
+        &v,
+    );
     Ok(Verdict::Yes)
 }
 

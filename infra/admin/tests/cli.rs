@@ -314,31 +314,54 @@ async fn privacy_export_and_erase_record_a_sealed_request_and_queue_only_a_refer
     assert_eq!(t.privacy_requests(TENANT_A).await.len(), 2, "nothing filed for bad input");
 }
 
-/// Does the request's work: the privacy worker through its queue mapping when the template has
-/// one, else (the worker not merged yet) its completion written as the worker writes it.
-async fn work_on(t: &TestStack, tenant: &str, id: &str) {
+/// Does the request's work: the privacy worker, through its queue mapping.
+async fn work_on(t: &TestStack) {
     let mapping = t
         .stack
         .sqs_mappings()
         .expect("mappings")
         .into_iter()
-        .find(|m| m.function.def.logical_id == "PrivacyWorkerFunction");
-    if let Some(mapping) = mapping {
-        let outcome = mapping.poll_once(&t.sqs, std::time::Duration::ZERO).await.expect("poll");
-        assert!(outcome.received > 0, "the job was on the queue");
-        return;
-    }
+        .find(|m| m.function.def.logical_id == "PrivacyWorkerFunction")
+        .expect("the privacy worker's queue mapping");
+    let outcome = mapping.poll_once(&t.sqs, std::time::Duration::ZERO).await.expect("poll");
+    assert!(outcome.received > 0, "the job was on the queue");
+}
+
+#[tokio::test]
+async fn privacy_requeue_sends_a_failed_or_stuck_request_again_and_leaves_a_done_one() {
+    let t = TestStack::spawn().await;
     let store = DynamoPrivacyRequests::new(t.dynamodb.clone(), t.table("TenantsTable"));
-    let completion = Completion {
-        completed_at_ms: now_secs() * 1000,
-        result: RequestResult {
-            objects: vec![format!("{tenant}/exports/{id}/subject.json")],
-            links: vec!["https://example.invalid/presigned".into()],
-            counts: BTreeMap::from([("messages".into(), 4)]),
-        },
-        subject_hash: None,
-    };
-    store.complete(&TenantId::parse(tenant).unwrap(), &RecordId::parse(id).unwrap(), &completion).await.unwrap();
+    let tenant = TenantId::parse(TENANT_A).unwrap();
+    let failed = request(TENANT_A, "failed-one", now_secs() * 1000);
+    store.create(&failed).await.unwrap();
+    store.fail(&tenant, &failed.id, "the request has no subject to act on").await.unwrap();
+    let listed = run(admin(&t), &["--json", "privacy", "requests", "--tenant", TENANT_A]).await.json();
+    assert_eq!(
+        (listed[0]["state"].as_str(), listed[0]["failure"].as_str()),
+        (Some("failed"), Some("the request has no subject to act on")),
+        "{listed}"
+    );
+
+    let ran = run(admin(&t), &["--json", "privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one"]).await;
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let printed = ran.json();
+    assert_eq!(printed["state"], "queued", "{printed}");
+    assert!(printed.get("failure").is_none(), "{printed}");
+    let jobs = t.privacy_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job: PrivacyJob = serde_json::from_str(&jobs[0]).expect("tenant and request");
+    assert_eq!((job.tenant.as_str(), job.request.as_str()), (TENANT_A, "failed-one"));
+
+    // Done: nothing sent. Unknown: a usage error.
+    let completion =
+        Completion { completed_at_ms: now_secs() * 1000, result: RequestResult::default(), subject_hash: None };
+    store.complete(&tenant, &failed.id, &completion).await.unwrap();
+    let again = run(admin(&t), &["privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one"]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("nothing sent"), "{}", again.stdout);
+    assert!(t.privacy_jobs().await.is_empty(), "no job for a done request");
+    let unknown = run(admin(&t), &["privacy", "requeue", "--tenant", TENANT_A, "--request", "never-was"]).await;
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
 }
 
 #[tokio::test]
@@ -366,7 +389,7 @@ async fn export_wait_ends_when_the_request_is_done_and_gives_up_at_its_timeout()
     stdout.read_line(&mut first).await.unwrap();
     let id = first.split_whitespace().nth(2).expect("`export request <id> …`").to_owned();
     assert!(first.contains("queued"), "{first}");
-    work_on(&t, TENANT_A, &id).await;
+    work_on(&t).await;
 
     let status = child.wait().await.unwrap();
     let mut rest = String::new();

@@ -2,9 +2,16 @@
 //! cancelled tenant): record it once, queue its job, mark it queued. Every caller may be
 //! retried, so a request that exists already is queued again only if no earlier attempt got
 //! that far, and a failed send leaves it `received` for the retry.
+//!
+//! A request can still lose its job: Shopify gives up retrying a webhook whose send failed
+//! (it stays `received`), or the job dead-letters after its 5 receives (it stays `queued`).
+//! The daily purge run sends such stuck requests' jobs again (`resend_stuck`); an operator can
+//! send any open request's job again (`resend`, `concierge-admin privacy requeue`). The worker
+//! is idempotent on the request's state, so a job sent twice does the work once.
 
 use super::queue::PrivacyQueue;
 use super::requests::{PrivacyJob, PrivacyRequest, RequestState};
+use crate::domain::TenantId;
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use crate::store::requests::{Created, PrivacyRequests};
@@ -45,6 +52,45 @@ pub async fn submit(
     Ok(Submitted { duplicate, queued_now: to_queue })
 }
 
+/// How long a request may wait for its job before it counts as stuck. A job is received at
+/// most 5 times, 30 minutes apart (the queue's visibility timeout), before it dead-letters, so
+/// after 6 hours it has either finished or will not.
+pub const STUCK_AFTER_MS: i64 = 6 * 3_600_000;
+
+/// Sends the job of an open request again (done requests are left alone) and marks it queued.
+/// Returns whether a job was sent.
+pub async fn resend(
+    requests: &impl PrivacyRequests,
+    queue: &impl PrivacyQueue,
+    request: &PrivacyRequest,
+) -> Result<bool, SubmitError> {
+    if request.state == RequestState::Done {
+        return Ok(false);
+    }
+    let job = PrivacyJob { tenant: request.tenant.clone(), request: request.id.clone() };
+    queue.send(&job).await.map_err(SubmitError::Queue)?;
+    requests.mark_queued(&request.tenant, &request.id).await.map_err(SubmitError::Mark)?;
+    Ok(true)
+}
+
+/// Sends again the jobs of the tenant's stuck requests (`PrivacyRequest::is_stuck` at
+/// `now_ms - STUCK_AFTER_MS`): one Query, plus a send and an update per stuck request. Failed
+/// requests are not retried here: their cause needs an operator.
+pub async fn resend_stuck(
+    requests: &impl PrivacyRequests,
+    queue: &impl PrivacyQueue,
+    tenant: &TenantId,
+    now_ms: i64,
+) -> Result<u64, SubmitError> {
+    let mut sent = 0;
+    for request in requests.list(tenant).await.map_err(SubmitError::Record)? {
+        if request.is_stuck(now_ms - STUCK_AFTER_MS) && resend(requests, queue, &request).await? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +125,47 @@ mod tests {
         queue.failing.store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(submit(&requests, &queue, &r).await.unwrap(), Submitted { duplicate: true, queued_now: true });
         assert_eq!(queue.jobs().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn only_requests_left_open_past_the_stuck_window_are_sent_again() {
+        let (requests, queue) = (MemoryPrivacyRequests::default(), MemoryPrivacyQueue::default());
+        let tenant = TenantId::parse("acme").unwrap();
+        let at = |received_at_ms: i64| PrivacyRequest { received_at_ms, ..record() };
+        let now = 10 * STUCK_AFTER_MS;
+        // Lost before its send (Shopify gave up): received long ago.
+        let lost = at(now - STUCK_AFTER_MS - 1);
+        requests.create(&lost).await.unwrap();
+        // Dead-lettered: queued long ago.
+        let dead = at(now - 2 * STUCK_AFTER_MS);
+        requests.create(&dead).await.unwrap();
+        requests.mark_queued(&tenant, &dead.id).await.unwrap();
+        // Still within its retries; done; failed: left alone.
+        let fresh = at(now - STUCK_AFTER_MS + 1);
+        requests.create(&fresh).await.unwrap();
+        let done = at(0);
+        requests.create(&done).await.unwrap();
+        let completion =
+            crate::privacy::requests::Completion { completed_at_ms: 1, result: Default::default(), subject_hash: None };
+        requests.complete(&tenant, &done.id, &completion).await.unwrap();
+        let failed = at(0);
+        requests.create(&failed).await.unwrap();
+        requests.fail(&tenant, &failed.id, "the subject does not open").await.unwrap();
+
+        assert_eq!(resend_stuck(&requests, &queue, &tenant, now).await.unwrap(), 2);
+        let mut sent: Vec<RecordId> = queue.jobs().into_iter().map(|j| j.request).collect();
+        sent.sort();
+        let mut expected = vec![lost.id.clone(), dead.id.clone()];
+        expected.sort();
+        assert_eq!(sent, expected);
+        assert_eq!(requests.get(&tenant, &lost.id).await.unwrap().unwrap().state, RequestState::Queued);
+
+        // An operator's requeue of the failed one clears its failure.
+        assert!(resend(&requests, &queue, &requests.get(&tenant, &failed.id).await.unwrap().unwrap()).await.unwrap());
+        let requeued = requests.get(&tenant, &failed.id).await.unwrap().unwrap();
+        assert_eq!((requeued.state, requeued.failure), (RequestState::Queued, None));
+        let done = requests.get(&tenant, &done.id).await.unwrap().unwrap();
+        assert!(!resend(&requests, &queue, &done).await.unwrap(), "a done request is never sent again");
+        assert_eq!(queue.jobs().len(), 3);
     }
 }

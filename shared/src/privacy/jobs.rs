@@ -40,13 +40,16 @@ pub enum JobOutcome {
     Gone,
     /// Not a privacy job: dropped (it would fail the same way every time).
     Malformed,
+    /// The request can never be done as it stands (its subject is missing or does not open):
+    /// recorded as `failed` for an operator, and the job dropped rather than retried.
+    Failed,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the request's subject does not open: {0}")]
+    #[error("the request's sealed subject does not open: {0}")]
     Crypto(#[from] CryptoError),
     #[error("the request has no subject to act on")]
     NoSubject,
@@ -89,7 +92,13 @@ impl PrivacyWorker {
         let tenant = &job.tenant;
         let (action, result, subject_hash) = match request.kind {
             RequestKind::Export | RequestKind::Erasure => {
-                let subject = request.open_subject(&self.master_key).await?.ok_or(JobError::NoSubject)?;
+                let subject = match request.open_subject(&self.master_key).await {
+                    Ok(Some(subject)) => subject,
+                    Ok(None) => return self.fail(&request, &JobError::NoSubject).await,
+                    Err(e @ CryptoError::Tampered) => return self.fail(&request, &JobError::Crypto(e)).await,
+                    // A KMS outage or a missing key file: retried.
+                    Err(e) => return Err(e.into()),
+                };
                 let ids = SubjectIds {
                     phone: subject.phone,
                     email: subject.email,
@@ -97,7 +106,11 @@ impl PrivacyWorker {
                     contact: subject.contact,
                 };
                 let resolved = self.lookup.resolve(tenant, country.as_deref(), &ids).await?;
-                if request.kind == RequestKind::Export {
+                let unmatched = resolved.contacts.is_empty();
+                if unmatched {
+                    tracing::warn!(tenant = %tenant, request = %request.id, ?ids, "the subject matched no contact");
+                }
+                let (action, mut result) = if request.kind == RequestKind::Export {
                     let out = self
                         .exporter
                         .export(tenant, request.id.as_str(), &resolved.contacts, now_ms, &retention)
@@ -106,16 +119,16 @@ impl PrivacyWorker {
                         objects: out.objects.iter().map(|o| o.key.clone()).collect(),
                         links: out.objects.iter().map(|o| o.link.clone()).collect(),
                         counts: out.counts,
+                        unmatched,
                     };
-                    (AuditAction::Export, result, Some(resolved.subject_hash))
+                    (AuditAction::Export, result)
                 } else {
                     let counts = self.eraser.erase(tenant, &resolved.contacts, now_ms, &retention).await?;
-                    (
-                        AuditAction::Erasure,
-                        RequestResult { counts, ..RequestResult::default() },
-                        Some(resolved.subject_hash),
-                    )
-                }
+                    (AuditAction::Erasure, RequestResult { counts, unmatched, ..RequestResult::default() })
+                };
+                // The audit entry says how many contacts the identifiers named (0: unmatched).
+                result.counts.insert("contacts".to_owned(), resolved.contacts.len() as u64);
+                (action, result, Some(resolved.subject_hash))
             }
             RequestKind::Wipe => {
                 let keep = [keys::PROFILE_SK, &keys::privacy_request_sk(&request.id)];
@@ -140,6 +153,15 @@ impl PrivacyWorker {
         }
         tracing::info!(tenant = %tenant, request = %request.id, kind = request.kind.as_str(), ?counts, "request done");
         Ok(JobOutcome::Done { kind: request.kind, counts })
+    }
+
+    /// Records a request that cannot be done as `failed` (with the error's fixed phrase) and
+    /// drops its job: a retry would fail the same way.
+    async fn fail(&self, request: &PrivacyRequest, why: &JobError) -> Result<JobOutcome, JobError> {
+        let reason = why.to_string();
+        self.requests.fail(&request.tenant, &request.id, &reason).await?;
+        tracing::error!(tenant = %request.tenant, request = %request.id, reason, "privacy request failed");
+        Ok(JobOutcome::Failed)
     }
 
     /// Completes the request and appends its audit entry in one write; `false` when another

@@ -52,13 +52,27 @@ pub enum RequestSource {
 }
 
 /// Where a request is: `received` (recorded) → `queued` (its job is on the privacy queue) →
-/// `done`. It never moves back.
+/// `done`. `failed` when its job can never succeed as it stands (its sealed subject does not
+/// open, or it has none): it stays open (and overdue past its deadline) for an operator, who
+/// can queue it again (`concierge-admin privacy requeue`). Done never moves back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestState {
     Received,
     Queued,
+    Failed,
     Done,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Queued => "queued",
+            Self::Failed => "failed",
+            Self::Done => "done",
+        }
+    }
 }
 
 /// Who a request is about, in clear: exists only in memory, between opening the sealed copy and
@@ -129,6 +143,11 @@ pub struct RequestResult {
     /// Items per category exported or deleted (`messages`, `leads`, …).
     #[serde(default)]
     pub counts: BTreeMap<String, u64>,
+    /// The identifiers matched no contact: nothing was found to export or erase. Said apart
+    /// from "done, nothing held", because identifiers the index cannot resolve (a Shopify
+    /// customer id, a national number with no country to read it in) look the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmatched: bool,
 }
 
 /// One privacy request.
@@ -149,6 +168,8 @@ pub struct PrivacyRequest {
     /// `opaque` for identifiers that matched no contact), set when known.
     pub subject_hash: Option<String>,
     pub result: Option<RequestResult>,
+    /// Why it failed (`state = failed`): a fixed phrase, never input.
+    pub failure: Option<String>,
 }
 
 impl PrivacyRequest {
@@ -173,7 +194,14 @@ impl PrivacyRequest {
             subject,
             subject_hash: None,
             result: None,
+            failure: None,
         }
+    }
+
+    /// Not done and not failed, received before `before_ms`: its job was lost (dead-lettered,
+    /// or never sent because Shopify gave up retrying) and should be sent again.
+    pub fn is_stuck(&self, before_ms: i64) -> bool {
+        matches!(self.state, RequestState::Received | RequestState::Queued) && self.received_at_ms < before_ms
     }
 
     /// Not done and past its deadline at `now_ms`.

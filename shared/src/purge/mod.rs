@@ -10,7 +10,9 @@
 //!
 //! Each tenant's run ends with a `PurgeRun` audit entry (counts per category) and an anchor of
 //! the chain's head in the Object Lock bucket; audit entries past their retention are removed
-//! from the oldest on, after the entry before the first kept one is anchored.
+//! from the oldest on, after the entry before the first kept one is anchored. Being the one job
+//! that visits every tenant daily, it also sends again the jobs of privacy requests left stuck
+//! (`privacy::intake::resend_stuck`).
 
 pub mod cursor;
 pub mod index;
@@ -35,7 +37,7 @@ use crate::privacy::retention::{
     CANCELLED_TENANT_DAYS, Category, DAY, MAX_RETENTION_DAYS, RetentionDays, TTL_GRACE_DAYS, audit_ttl,
 };
 use crate::store::audit::{AnchorStore, AuditLog, DynamoAuditLog};
-use crate::store::requests::DynamoPrivacyRequests;
+use crate::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
 use crate::store::{StoreError, keys};
 use crate::tenants::records::{self, ProfileItem};
 use crate::tenants::{DynamoTenantCatalog, TenantCatalog};
@@ -218,6 +220,7 @@ impl Purger {
             }
             add(&mut run.counts, "wipe_requested", 1);
         }
+        self.resend_stuck_requests(tenant, options, run).await;
         // Unknown for a profile older than the field: as far back as any retention reaches.
         let first_month =
             utc_month(profile.created_at.unwrap_or(now_secs - (MAX_RETENTION_DAYS + TTL_GRACE_DAYS + 1) * DAY));
@@ -415,6 +418,24 @@ impl Purger {
             tracing::info!(tenant = %tenant, "cancelled tenant's wipe requested");
         }
         Ok(())
+    }
+
+    /// Privacy requests whose job was lost (`intake::resend_stuck`) get it again, so a request
+    /// never waits on an operator to notice a dead letter. A failure here is logged, not the
+    /// tenant's purge failing: the next run tries again.
+    async fn resend_stuck_requests(&self, tenant: &TenantId, options: &PurgeOptions, run: &mut TenantPurge) {
+        let sent = if options.dry_run {
+            let before = options.now_ms - intake::STUCK_AFTER_MS;
+            self.requests.list(tenant).await.map(|all| all.iter().filter(|r| r.is_stuck(before)).count() as u64)
+        } else {
+            intake::resend_stuck(&self.requests, &self.queue, tenant, options.now_ms)
+                .await
+                .map_err(|e| StoreError::Aws { operation: "resend stuck privacy requests", message: e.to_string() })
+        };
+        match sent {
+            Ok(n) => add(&mut run.counts, "requests_resent", n),
+            Err(e) => tracing::warn!(tenant = %tenant, error = %e, "stuck privacy requests not sent again"),
+        }
     }
 
     /// The run's audit entry, then an anchor of the chain's head.

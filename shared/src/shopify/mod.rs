@@ -148,32 +148,66 @@ pub fn customer_subject(body: &[u8]) -> Result<Subject, WebhookError> {
     if subject.is_empty() { Err(WebhookError::NoSubject) } else { Ok(subject) }
 }
 
+/// The top-level keys a topic's body must have, and those it must not have. Shopify's HMAC
+/// covers the body only, so the (unsigned) topic header could be swapped on a captured body;
+/// each topic's shape is told apart from every other topic we subscribe to by a key it alone
+/// carries. Unknown extra keys are tolerated where the action is reversible or narrow (Shopify
+/// may add fields); `shop/redact`, which wipes a tenant, must be exactly its documented body.
+struct Shape {
+    required: &'static [&'static str],
+    forbidden: &'static [&'static str],
+    /// `Some(keys)`: no other key may appear.
+    only: Option<&'static [&'static str]>,
+}
+
+fn shape(topic: Topic) -> Option<Shape> {
+    // `myshopify_domain`/`id` mark the shop object `app/uninstalled` sends; `data_request`,
+    // `orders_requested` and `orders_to_redact` mark the two customer topics.
+    match topic {
+        Topic::CustomersDataRequest => Some(Shape {
+            required: &["shop_domain", "customer", "data_request"],
+            forbidden: &["orders_to_redact", "myshopify_domain"],
+            only: None,
+        }),
+        Topic::CustomersRedact => Some(Shape {
+            required: &["shop_domain", "customer", "orders_to_redact"],
+            forbidden: &["data_request", "orders_requested", "myshopify_domain"],
+            only: None,
+        }),
+        Topic::ShopRedact => {
+            Some(Shape { required: &["shop_domain"], forbidden: &[], only: Some(&["shop_id", "shop_domain"]) })
+        }
+        Topic::AppUninstalled => Some(Shape {
+            required: &["id", "myshopify_domain"],
+            forbidden: &["shop_domain", "shop_id", "customer", "data_request", "orders_requested", "orders_to_redact"],
+            only: None,
+        }),
+        Topic::Other => None,
+    }
+}
+
 /// Checks that the signed body is the documented payload of the topic the (unsigned) headers
-/// name, for the shop they name, and returns the customer for the customer topics. Shopify's
-/// HMAC covers the body only: without this, one captured `customers/data_request` replayed with
-/// another topic or shop header would erase a customer or wipe a shop.
+/// name, for the shop they name, and returns the customer for the customer topics. Without
+/// this, one captured body replayed with another topic or shop header would erase a customer,
+/// wipe a shop or suspend a tenant.
 pub fn check_body(topic: Topic, shop_domain: &str, body: &[u8]) -> Result<Option<Subject>, WebhookError> {
     let Ok(serde_json::Value::Object(payload)) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Err(WebhookError::Body);
     };
-    // The compliance topics name their shop as `shop_domain`; `app/uninstalled` sends the shop
-    // object (`myshopify_domain`).
-    let named = ["shop_domain", "myshopify_domain"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
-    let compliance = matches!(topic, Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact);
-    match named {
-        Some(named) if !named.eq_ignore_ascii_case(shop_domain) => return Err(WebhookError::ShopMismatch),
-        None if compliance => return Err(WebhookError::Body),
-        _ => {}
-    }
+    let Some(shape) = shape(topic) else { return Ok(None) };
     let has = |key: &str| payload.contains_key(key);
-    let shaped = match topic {
-        Topic::CustomersDataRequest => has("customer") && has("data_request"),
-        Topic::CustomersRedact => has("customer") && has("orders_to_redact") && !has("data_request"),
-        Topic::ShopRedact => !has("customer"),
-        Topic::AppUninstalled | Topic::Other => true,
-    };
+    let shaped = shape.required.iter().all(|k| has(k))
+        && !shape.forbidden.iter().any(|k| has(k))
+        && shape.only.is_none_or(|only| payload.keys().all(|k| only.contains(&k.as_str())));
     if !shaped {
         return Err(WebhookError::Body);
+    }
+    // The compliance topics name their shop as `shop_domain`; the shop object of
+    // `app/uninstalled` as `myshopify_domain`.
+    let key = if topic == Topic::AppUninstalled { "myshopify_domain" } else { "shop_domain" };
+    let named = payload.get(key).and_then(|v| v.as_str()).ok_or(WebhookError::Body)?;
+    if !named.eq_ignore_ascii_case(shop_domain) {
+        return Err(WebhookError::ShopMismatch);
     }
     match topic {
         Topic::CustomersDataRequest | Topic::CustomersRedact => customer_subject(body).map(Some),
@@ -189,6 +223,8 @@ mod tests {
     const DATA_REQUEST: &str = r#"{"shop_id":954889,"shop_domain":"acme-dental.myshopify.com","orders_requested":[299938,280263,220458],"customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"data_request":{"id":9999}}"#;
     const REDACT: &str = r#"{"shop_id":954889,"shop_domain":"acme-dental.myshopify.com","customer":{"id":191167,"email":"john@example.com","phone":"555-625-1199"},"orders_to_redact":[299938,280263,220458]}"#;
     const SHOP_REDACT: &str = r#"{"shop_id":954889,"shop_domain":"acme-dental.myshopify.com"}"#;
+    // `app/uninstalled` sends the shop object (abridged).
+    const UNINSTALLED: &str = r#"{"id":954889,"name":"Acme Dental","email":"owner@acme.example","domain":"acme.example","myshopify_domain":"acme-dental.myshopify.com","plan_name":"basic"}"#;
 
     #[test]
     fn topics_map_to_what_they_ask() {
@@ -235,9 +271,36 @@ mod tests {
             let other = check_body(topic, "bella.myshopify.com", body.as_bytes());
             assert_eq!(other, Err(WebhookError::ShopMismatch), "{topic:?}");
         }
-        // A compliance body that names no shop at all.
+        // A compliance body that names no shop at all, or an empty one.
         assert_eq!(check_body(Topic::ShopRedact, shop, b"{}"), Err(WebhookError::Body));
-        assert_eq!(check_body(Topic::AppUninstalled, shop, b"{}"), Ok(None));
+        assert_eq!(check_body(Topic::AppUninstalled, shop, b"{}"), Err(WebhookError::Body));
+        assert_eq!(
+            check_body(Topic::AppUninstalled, "bella.myshopify.com", UNINSTALLED.as_bytes()),
+            Err(WebhookError::ShopMismatch)
+        );
+    }
+
+    #[test]
+    fn the_shop_object_of_an_uninstall_and_the_compliance_bodies_never_stand_in_for_each_other() {
+        let shop = "acme-dental.myshopify.com";
+        assert_eq!(check_body(Topic::AppUninstalled, shop, UNINSTALLED.as_bytes()), Ok(None));
+        // The uninstall's shop object under `shop/redact` (a wipe) or a customer topic.
+        for topic in [Topic::ShopRedact, Topic::CustomersRedact, Topic::CustomersDataRequest] {
+            assert_eq!(check_body(topic, shop, UNINSTALLED.as_bytes()), Err(WebhookError::Body), "{topic:?}");
+        }
+        // Any compliance body under `app/uninstalled` (a suspension).
+        for body in [DATA_REQUEST, REDACT, SHOP_REDACT] {
+            assert_eq!(check_body(Topic::AppUninstalled, shop, body.as_bytes()), Err(WebhookError::Body), "{body}");
+        }
+        // A redact's body under the data request topic.
+        assert_eq!(check_body(Topic::CustomersDataRequest, shop, REDACT.as_bytes()), Err(WebhookError::Body));
+        // `shop/redact` wipes a tenant: anything beyond its two documented keys is refused.
+        let padded = r#"{"shop_id":954889,"shop_domain":"acme-dental.myshopify.com","myshopify_domain":"acme-dental.myshopify.com"}"#;
+        assert_eq!(check_body(Topic::ShopRedact, shop, padded.as_bytes()), Err(WebhookError::Body));
+        let only_domain = r#"{"shop_domain":"acme-dental.myshopify.com"}"#;
+        assert_eq!(check_body(Topic::ShopRedact, shop, only_domain.as_bytes()), Ok(None));
+        // A topic we do not act on is acknowledged whatever its shape.
+        assert_eq!(check_body(Topic::Other, shop, UNINSTALLED.as_bytes()), Ok(None));
     }
 
     #[test]

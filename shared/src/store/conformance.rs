@@ -428,6 +428,7 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
         objects: vec![format!("{tenant}/exports/{id}/subject.json")],
         links: vec!["https://example.com/presigned".into()],
         counts: BTreeMap::from([("messages".into(), 12), ("leads".into(), 1)]),
+        unmatched: true,
     };
     let completion = Completion { completed_at_ms: at + 60_000, result, subject_hash: Some("hash-1".into()) };
     let Completed::Now(done) = store.complete(tenant, &id, &completion).await.unwrap() else { panic!("completed now") };
@@ -450,10 +451,31 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
     let Completed::Now(wiped) = store.complete(tenant, &wipe_id, &no_hash).await.unwrap() else { panic!("now") };
     assert_eq!((wiped.state, wiped.subject_hash.as_deref()), (RequestState::Done, None));
 
+    // Failed with its reason, still open (overdue in time); queued again, the reason goes; a
+    // done request never fails.
+    let broken_id = crate::domain::RecordId::parse("broken-1").unwrap();
+    let broken = PrivacyRequest { id: broken_id.clone(), ..request.clone() };
+    assert_eq!(store.create(&broken).await.unwrap(), Created::New);
+    assert!(store.fail(tenant, &broken_id, "no subject").await.unwrap());
+    let failed = store.get(tenant, &broken_id).await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.failure.as_deref()), (RequestState::Failed, Some("no subject")));
+    assert!(failed.subject.is_some(), "kept sealed for a requeue");
+    let overdue: Vec<_> = store.overdue(tenant, due + 1).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(overdue, std::slice::from_ref(&broken_id), "failed is still open");
+    assert!(store.mark_queued(tenant, &broken_id).await.unwrap());
+    let requeued = store.get(tenant, &broken_id).await.unwrap().unwrap();
+    assert_eq!((requeued.state, requeued.failure), (RequestState::Queued, None));
+    assert!(!store.fail(tenant, &id, "no subject").await.unwrap(), "done never fails");
+    assert_eq!(store.get(tenant, &id).await.unwrap().unwrap().state, RequestState::Done);
+    assert!(!store.fail(tenant, &missing, "no subject").await.unwrap());
+    assert!(store.get(tenant, &missing).await.unwrap().is_none(), "failing creates nothing");
+
     // Listed per tenant only.
     let mut ids: Vec<_> = store.list(tenant).await.unwrap().into_iter().map(|r| r.id).collect();
     ids.sort();
-    assert_eq!(ids, [wipe_id, id.clone()]);
+    let mut expected = [wipe_id, id.clone(), broken_id];
+    expected.sort();
+    assert_eq!(ids, expected);
     let elsewhere = TenantId::parse(&format!("{}-other", tenant.as_str())).unwrap();
     assert!(store.list(&elsewhere).await.unwrap().is_empty());
     assert!(store.get(&elsewhere, &id).await.unwrap().is_none());

@@ -39,6 +39,8 @@ struct RequestItem {
     subject_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     result: Option<RequestResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
 }
 
 fn item_of(r: &PrivacyRequest) -> Result<Item, StoreError> {
@@ -55,6 +57,7 @@ fn item_of(r: &PrivacyRequest) -> Result<Item, StoreError> {
         subject: r.subject.clone(),
         subject_hash: r.subject_hash.clone(),
         result: r.result.clone(),
+        failure: r.failure.clone(),
     })
 }
 
@@ -72,6 +75,7 @@ fn request_of(item: Item) -> Result<PrivacyRequest, StoreError> {
         subject: i.subject,
         subject_hash: i.subject_hash,
         result: i.result,
+        failure: i.failure,
     })
 }
 
@@ -107,7 +111,7 @@ impl DynamoPrivacyRequests {
             .table_name(&self.table)
             .key("pk", s(tenant.as_str()))
             .key("sk", s(keys::privacy_request_sk(id)))
-            .update_expression(format!("{set} REMOVE subject"))
+            .update_expression(format!("{set} REMOVE subject, failure"))
             .condition_expression("attribute_exists(pk) AND #state <> :done")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#result", "result")
@@ -171,11 +175,12 @@ impl PrivacyRequests for DynamoPrivacyRequests {
             .table_name(&self.table)
             .key("pk", s(tenant.as_str()))
             .key("sk", s(keys::privacy_request_sk(id)))
-            .update_expression("SET #state = :queued")
-            .condition_expression("#state = :received")
+            .update_expression("SET #state = :queued REMOVE failure")
+            .condition_expression("#state IN (:received, :failed)")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":queued", state(RequestState::Queued))
             .expression_attribute_values(":received", state(RequestState::Received))
+            .expression_attribute_values(":failed", state(RequestState::Failed))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -193,6 +198,28 @@ impl PrivacyRequests for DynamoPrivacyRequests {
                 }
             }
             Err(e) => Err(StoreError::aws("UpdateItem privacy request queued", e)),
+        }
+    }
+
+    async fn fail(&self, tenant: &TenantId, id: &RecordId, reason: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(keys::privacy_request_sk(id)))
+            .update_expression("SET #state = :failed, failure = :reason")
+            .condition_expression("attribute_exists(pk) AND #state <> :done")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":failed", state(RequestState::Failed))
+            .expression_attribute_values(":done", state(RequestState::Done))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem privacy request failed", e)),
         }
     }
 

@@ -36,12 +36,24 @@ impl PrivacyRequests for MemoryPrivacyRequests {
 
     async fn mark_queued(&self, tenant: &TenantId, id: &RecordId) -> Result<bool, StoreError> {
         self.with(|all| match all.get_mut(&(tenant.clone(), id.clone())) {
-            Some(r) if r.state == RequestState::Received => {
+            Some(r) if matches!(r.state, RequestState::Received | RequestState::Failed) => {
                 r.state = RequestState::Queued;
+                r.failure = None;
                 Ok(true)
             }
             Some(_) => Ok(false),
             None => Err(StoreError::Conflict("no such privacy request to mark queued".into())),
+        })
+    }
+
+    async fn fail(&self, tenant: &TenantId, id: &RecordId, reason: &str) -> Result<bool, StoreError> {
+        self.with(|all| match all.get_mut(&(tenant.clone(), id.clone())) {
+            Some(r) if r.state != RequestState::Done => {
+                r.state = RequestState::Failed;
+                r.failure = Some(reason.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
         })
     }
 
@@ -58,6 +70,7 @@ impl PrivacyRequests for MemoryPrivacyRequests {
                 r.completed_at_ms = Some(completion.completed_at_ms);
                 r.result = Some(completion.result.clone());
                 r.subject = None;
+                r.failure = None;
                 if let Some(hash) = &completion.subject_hash {
                     r.subject_hash = Some(hash.clone());
                 }

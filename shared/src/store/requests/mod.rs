@@ -46,9 +46,17 @@ pub trait PrivacyRequests: Send + Sync {
         tenant: &TenantId,
         id: &RecordId,
     ) -> impl Future<Output = Result<Option<PrivacyRequest>, StoreError>> + Send;
-    /// `received` → `queued`; a request already queued or done is left as it is. Returns
+    /// `received` or `failed` → `queued`; a request already queued or done is left as it is. Returns
     /// whether it moved. A request that does not exist is a `Conflict`.
     fn mark_queued(&self, tenant: &TenantId, id: &RecordId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Moves a request that exists and is not done to `failed`, with a reason (a fixed phrase);
+    /// returns whether it moved.
+    fn fail(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Moves a request that is not done to `done`: sets the result and completion time,
     /// removes the sealed subject. A request that does not exist is a `Conflict`.
     fn complete(
