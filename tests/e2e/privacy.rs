@@ -516,17 +516,22 @@ async fn a_request_that_can_never_be_done_is_recorded_failed_and_not_retried() {
 #[tokio::test]
 async fn identifiers_that_match_no_contact_complete_as_unmatched_not_as_nothing_held() {
     let (t, _model) = seeded().await;
-    // A Shopify customer id (nothing of ours files one), then Jana's own number.
+    // A Shopify customer id (nothing of ours files one), a valid number nobody wrote from,
+    // then Jana's own number.
     let by_id = Subject { shopify_customer_id: Some("191167".into()), ..Subject::default() };
     let unmatched = request(&t, TENANT_A, RequestKind::Erasure, Some(by_id)).await;
+    let stranger = Subject { phone: Some("+4915100000001".into()), ..Subject::default() };
+    let stranger = request(&t, TENANT_A, RequestKind::Export, Some(stranger)).await;
     let by_phone = Subject { phone: Some(format!("+{JANA}")), ..Subject::default() };
     let matched = request(&t, TENANT_A, RequestKind::Export, Some(by_phone)).await;
-    for id in [&unmatched, &matched] {
+    for id in [&unmatched, &stranger, &matched] {
         run(&t, TENANT_A, id).await;
     }
-    let result = request_record(&t, TENANT_A, &unmatched).await.result.expect("done");
-    assert!(result.unmatched, "{result:?}");
-    assert_eq!(result.counts.get("contacts"), Some(&0), "{result:?}");
+    for id in [&unmatched, &stranger] {
+        let result = request_record(&t, TENANT_A, id).await.result.expect("done");
+        assert!(result.unmatched, "{result:?}");
+        assert_eq!(result.counts.get("contacts"), Some(&0), "{result:?}");
+    }
     assert!(everything(&t).await.contains(JANA_TEXTS[0]), "nobody's data went");
     let result = request_record(&t, TENANT_A, &matched).await.result.expect("done");
     assert!(!result.unmatched, "{result:?}");

@@ -361,8 +361,8 @@ async fn a_request_whose_job_was_lost_gets_it_again_from_the_next_run() {
         store.create(&received(id, at)).await.unwrap();
     }
     let id = |s: &str| concierge::domain::RecordId::parse(s).unwrap();
-    store.mark_queued(&tenant, &id("dead")).await.unwrap();
-    store.mark_queued(&tenant, &id("fresh")).await.unwrap();
+    store.mark_queued(&tenant, &id("dead"), (t0 - DAY) * 1000).await.unwrap();
+    store.mark_queued(&tenant, &id("fresh"), (t0 - 3_600) * 1000).await.unwrap();
     let completion = Completion { completed_at_ms: t0 * 1000, result: Default::default(), subject_hash: None };
     store.complete(&tenant, &id("done"), &completion).await.unwrap();
     store.fail(&tenant, &id("failed"), "the request has no subject to act on").await.unwrap();

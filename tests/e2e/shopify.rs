@@ -78,6 +78,9 @@ async fn the_same_webhook_id_twice_is_one_request_and_one_job() {
 #[tokio::test]
 async fn the_documented_payloads_become_their_requests_with_the_subject_sealed() {
     let t = TestStack::spawn().await;
+    // shop/redact follows the shop's uninstall (48 hours later, at Shopify).
+    let uninstall = format!(r#"{{"id":954889,"myshopify_domain":"{SHOP_A}"}}"#);
+    assert_eq!(t.post_shopify("app/uninstalled", SHOP_A, "w-uninstall", uninstall.as_bytes()).await.status, 200);
     let cases = [
         ("customers/data_request", data_request(), RequestKind::Export),
         ("customers/redact", customers_redact(), RequestKind::Erasure),
@@ -245,4 +248,17 @@ async fn a_signed_body_replayed_with_another_topic_or_shop_is_refused_with_nothi
     assert!(t.privacy_jobs().await.is_empty());
     let profiles = t.scan("TenantsTable").await;
     assert!(profiles.iter().all(|i| !i.contains_key("suspended_at")), "a replayed body suspended a tenant");
+}
+
+#[tokio::test]
+async fn a_shop_redact_for_a_shop_still_installed_is_held_and_wipes_nothing() {
+    // A captured shop/redact replayed under a fresh webhook id: the shop is installed.
+    let t = TestStack::spawn().await;
+    assert_eq!(t.post_shopify("shop/redact", SHOP_A, "w-replayed", shop_redact().as_bytes()).await.status, 200);
+    let stored = t.privacy_requests(TENANT_A).await;
+    assert_eq!((stored.len(), stored[0].kind, stored[0].state), (1, RequestKind::Wipe, RequestState::Failed));
+    assert!(stored[0].failure.as_deref().unwrap().contains("requeue"), "{:?}", stored[0].failure);
+    assert!(t.privacy_jobs().await.is_empty(), "no wipe queued");
+    let profile = t.scan("TenantsTable").await.into_iter().any(|i| s(&i, "pk") == TENANT_A && s(&i, "sk") == "PROFILE");
+    assert!(profile, "the tenant is untouched");
 }

@@ -4,6 +4,11 @@
 //! subject sealed, queues a job naming only the tenant and the request, and answers 200 well
 //! inside Shopify's 5 s. `app/uninstalled` suspends the tenant. A redelivery (same
 //! `X-Shopify-Webhook-Id`) finds its request and queues it only if that never happened.
+//!
+//! `shop/redact` comes 48 hours after `app/uninstalled`, so it wipes a suspended tenant. For a
+//! tenant that is not suspended it is recorded but held (`failed`, with the reason) for an
+//! operator to confirm: the webhook id is an unsigned header, so a captured `shop/redact`
+//! replayed under a fresh id must not wipe a shop that is installed again.
 
 mod respond;
 
@@ -18,11 +23,13 @@ use concierge::invocation;
 use concierge::privacy::Pseudonymizer;
 use concierge::privacy::intake;
 use concierge::privacy::queue::{PrivacyQueue, SqsPrivacyQueue};
-use concierge::privacy::requests::{PrivacyRequest, RequestKind, RequestSource, Subject, shopify_request_id};
+use concierge::privacy::requests::{
+    PrivacyRequest, RequestKind, RequestSource, RequestState, Subject, shopify_request_id,
+};
 use concierge::shopify::{self, Headers, Topic, signature};
 use concierge::store::StoreError;
 use concierge::store::audit::DynamoAuditLog;
-use concierge::store::requests::{DynamoPrivacyRequests, PrivacyRequests};
+use concierge::store::requests::{Created, DynamoPrivacyRequests, PrivacyRequests};
 use concierge::tenants::suspension::{DynamoSuspensions, Suspended, Suspensions};
 use concierge::tenants::{DynamoTenantDirectory, Tenant};
 use lambda_http::http::Method;
@@ -32,6 +39,10 @@ use serde_json::Value;
 use tracing::Instrument;
 
 const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why a `shop/redact` for a tenant that is not suspended waits for an operator.
+pub const WIPE_UNCONFIRMED: &str =
+    "shop/redact for a shop that is not uninstalled: confirm with `concierge-admin privacy requeue`";
 
 /// How the template names this function's binary, and its composition root.
 pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "shopify-gdpr", build: |setup| Box::pin(build(setup)) };
@@ -228,6 +239,14 @@ where
             topic: headers.topic.as_str().to_owned(),
         };
         let record = PrivacyRequest::received(tenant.id.clone(), id.clone(), kind, source, self.clock.now_ms(), sealed);
+        if kind == RequestKind::Wipe && tenant.suspended_at.is_none() {
+            // The cached profile may predate a recent uninstall: ask the table.
+            match self.suspensions.suspended_since(&tenant.id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return self.hold(tenant, record).await,
+                Err(e) => return failed("reading the suspension", &e),
+            }
+        }
         // A redelivery is queued again only if no earlier delivery got that far; a failed send
         // leaves the record `received` for Shopify's retry.
         let submitted = match intake::submit(&self.requests, &self.queue, &record).await {
@@ -246,6 +265,24 @@ where
             "privacy request recorded and queued"
         );
         respond::ok()
+    }
+
+    /// Records a wipe that needs an operator's confirmation, without queueing it.
+    async fn hold(&self, tenant: &Tenant, mut record: PrivacyRequest) -> Response<Body> {
+        record.state = RequestState::Failed;
+        record.failure = Some(WIPE_UNCONFIRMED.to_owned());
+        match self.requests.create(&record).await {
+            Ok(created) => {
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    request = %record.id,
+                    duplicate = matches!(created, Created::Existing(_)),
+                    "shop/redact for a tenant that is not suspended; held for an operator"
+                );
+                respond::ok()
+            }
+            Err(e) => failed("recording the privacy request", &e),
+        }
     }
 
     async fn suspend(&self, tenant: &Tenant) -> Response<Body> {

@@ -36,8 +36,18 @@ fn acme() -> TenantId {
 }
 
 fn app() -> TestApp {
+    app_with(|_| {})
+}
+
+/// The app of a tenant that Shopify told us was uninstalled (`shop/redact` comes 48 h later).
+fn uninstalled_app() -> TestApp {
+    app_with(|t| t.suspended_at = Some(NOW_MS / 1000 - 2 * 86_400))
+}
+
+fn app_with(change: impl FnOnce(&mut Tenant)) -> TestApp {
     let mut tenant = Tenant::new(acme());
     tenant.shopify_shop_domain = Some(SHOP.into());
+    change(&mut tenant);
     Compliance {
         shops: OneShop(Arc::new(tenant)),
         requests: MemoryPrivacyRequests::default(),
@@ -89,7 +99,7 @@ async fn a_wrong_or_missing_hmac_is_401_and_nothing_is_done() {
 
 #[tokio::test]
 async fn each_documented_payload_records_its_request_with_the_subject_sealed_and_queues_a_reference() {
-    let app = app();
+    let app = uninstalled_app();
     for (topic, body, kind) in [
         ("customers/data_request", DATA_REQUEST, RequestKind::Export),
         ("customers/redact", REDACT, RequestKind::Erasure),
@@ -208,4 +218,27 @@ async fn the_hmac_covers_the_bytes_shopify_sent_when_api_gateway_base64_encoded_
     let request = function::http::request(&raw, Context::default()).unwrap();
     assert_eq!(handle(&app, request).await.status(), 200);
     assert_eq!(all(&app).await[0].kind, RequestKind::Wipe);
+}
+
+#[tokio::test]
+async fn a_shop_redact_for_a_shop_still_installed_is_held_for_an_operator_not_queued() {
+    // A captured shop/redact replayed under a fresh webhook id, or one whose uninstall we
+    // never heard of: recorded, answered 200, but nothing is wiped until an operator confirms.
+    let app = app();
+    for delivery in 0..2 {
+        assert_eq!(handle(&app, signed("shop/redact", "replayed", SHOP_REDACT)).await.status(), 200, "{delivery}");
+    }
+    let stored = all(&app).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].kind, stored[0].state), (RequestKind::Wipe, RequestState::Failed));
+    assert_eq!(stored[0].failure.as_deref(), Some(WIPE_UNCONFIRMED));
+    assert!(app.queue.jobs().is_empty(), "no wipe job");
+
+    // Uninstalled since (the cached tenant still says installed): the next one is a wipe.
+    let uninstall = r#"{"id":954889,"myshopify_domain":"acme-dental.myshopify.com"}"#;
+    assert_eq!(handle(&app, signed("app/uninstalled", "u1", uninstall)).await.status(), 200);
+    assert_eq!(handle(&app, signed("shop/redact", "after-uninstall", SHOP_REDACT)).await.status(), 200);
+    let wipe = app.requests.get(&acme(), &shopify_request_id("after-uninstall")).await.unwrap().unwrap();
+    assert_eq!((wipe.state, wipe.failure), (RequestState::Queued, None));
+    assert_eq!(app.queue.jobs().len(), 1);
 }

@@ -8,7 +8,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  done; for `audit verify`, the chain is intact
   1  the answer is no: the audit chain is broken (the first bad entry is named), or a request
-     waited for with `--wait` was not done before `--timeout`
+     waited for with `--wait` failed or was not done before `--timeout`
   2  usage or configuration: a bad flag, a resource name missing or naming nothing, an unknown
      tenant, a key file that cannot be read
   3  AWS (or the local emulator) could not be reached, or failed a request";

@@ -131,13 +131,16 @@ async fn wait(
             requests.get(tenant, id).await?.ok_or_else(|| Failure::Aws(format!("request {id} disappeared")))?;
         spinner.set_message(format!("request {id}: {}", RequestState::as_str(request.state)));
         let done = request.state == RequestState::Done;
-        if done || Instant::now() >= until {
+        let failed = request.state == RequestState::Failed;
+        if done || failed || Instant::now() >= until {
             spinner.finish_and_clear();
             let v = view(&request, SystemClock.now_ms());
             out.emit(
                 || {
                     if done {
                         done_text(&v)
+                    } else if failed {
+                        format!("request {id}: failed: {}", v.failure.as_deref().unwrap_or("?"))
                     } else {
                         format!("request {id}: still {} after {}s", v.state, timeout.as_secs())
                     }
@@ -198,7 +201,7 @@ pub async fn requeue(stack: &Stack, out: Output, tenant: &str, request: &str) ->
         .await?
         .ok_or_else(|| Failure::Usage(format!("no request {id} of tenant {tenant}")))?;
     let queue = SqsPrivacyQueue::new(stack.aws.sqs.clone(), stack.privacy_queue_url().await?);
-    let sent = match intake::resend(&requests, &queue, &stored).await {
+    let sent = match intake::resend(&requests, &queue, &stored, SystemClock.now_ms()).await {
         Ok(sent) => sent,
         Err(SubmitError::Record(e) | SubmitError::Mark(e)) => return Err(e.into()),
         Err(SubmitError::Queue(e)) => return Err(Failure::Aws(format!("request {id} not queued: {e}"))),

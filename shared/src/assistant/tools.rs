@@ -253,9 +253,9 @@ async fn capture_lead<S: LeadStore>(
     Ok(ok(call, json!({"saved": true, "lead_id": lead.id.as_str()}), Effect::LeadCaptured))
 }
 
+/// A phone number a customer gave (for a lead), in E.164, if it is a valid number.
 pub fn normalise_phone(text: &str, default_country: Option<&str>) -> Option<String> {
-    let country = default_country.and_then(crate::tenants::settings::country_id);
-    let number = phonenumber::parse(country, text).ok()?;
+    let number = crate::tenants::settings::read_phone(text, default_country)?;
     if !phonenumber::is_valid(&number) {
         return None;
     }
@@ -443,6 +443,15 @@ mod tests {
         let leads = store.leads_of(&tenant.id, &jana).await.unwrap();
         assert_eq!((leads.len(), leads[0].interest.as_deref()), (1, Some("cleaning")));
         assert!(store.leads_of(&tenant.id, &contact("+34999999999")).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_lead_phone_written_internationally_keeps_its_own_country() {
+        // Read with the tenant's country, the parser took `+49 151…` for a US number.
+        assert_eq!(normalise_phone("+49 151 99887766", Some("US")).as_deref(), Some("+4915199887766"));
+        assert_eq!(normalise_phone("0049 151 99887766", Some("ES")).as_deref(), Some("+4915199887766"));
+        assert_eq!(normalise_phone("611 22 33 44", Some("ES")).as_deref(), Some("+34611223344"));
+        assert_eq!(normalise_phone("12", Some("ES")), None, "not a valid number");
     }
 
     #[tokio::test]

@@ -128,7 +128,7 @@ impl MasterKey {
                     .encryption_context(KMS_CONTEXT_KEY, context)
                     .send()
                     .await
-                    .map_err(|e| CryptoError::Kms(crate::aws::describe(e)))?;
+                    .map_err(decrypt_error)?;
                 let plain = out.plaintext().ok_or(CryptoError::Tampered)?;
                 plain.as_ref().try_into().map_err(|_| CryptoError::Tampered)
             }
@@ -175,6 +175,19 @@ pub fn unique_id() -> String {
 }
 
 const NONCE_LEN: usize = 12;
+
+/// KMS refusing the wrapped key itself (another context, another key, changed bytes) is the
+/// value not opening, as the local key reports it: retrying cannot help. Anything else (an
+/// outage, throttling, a missing permission) may pass.
+fn decrypt_error(e: aws_sdk_kms::error::SdkError<aws_sdk_kms::operation::decrypt::DecryptError>) -> CryptoError {
+    use aws_sdk_kms::operation::decrypt::DecryptError;
+    match e.as_service_error() {
+        Some(DecryptError::InvalidCiphertextException(_) | DecryptError::IncorrectKeyException(_)) => {
+            CryptoError::Tampered
+        }
+        _ => CryptoError::Kms(crate::aws::describe(e)),
+    }
+}
 
 /// `nonce || ciphertext+tag`.
 fn seal_with(key: &[u8; 32], plaintext: &[u8], aad: &str) -> Vec<u8> {

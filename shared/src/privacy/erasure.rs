@@ -76,6 +76,7 @@ impl Eraser {
         }
 
         // Messages, page by page: their media, then the items.
+        let mut messages = 0;
         let mut cursor = None;
         loop {
             let page = self.messages.conversation_page(tenant, contact, cursor).await?;
@@ -106,6 +107,7 @@ impl Eraser {
                 doomed.push(table_key(m.key.as_str(), None));
             }
             add("messages", page.messages.len());
+            messages += page.messages.len();
             delete_keys(self.messages.client(), self.messages.table(), doomed).await?;
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -166,6 +168,13 @@ impl Eraser {
                 .collect();
             self.delete_together(keys).await?;
         }
+
+        // Whether the contact was anyone to us: held something, or was erased before (by an
+        // earlier attempt at this request that got this far, or an earlier request).
+        let held = !records.sort_keys.is_empty()
+            || messages > 0
+            || self.contacts.erasure_of(tenant, &self.pseudonyms.contact(tenant, contact)).await?.is_some();
+        add("contacts", usize::from(held));
         Ok(())
     }
 

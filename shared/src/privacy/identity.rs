@@ -178,16 +178,7 @@ impl IdentityLookup {
 /// contact of that number has. Not checked against numbering plans: a lookup only has to meet
 /// the key WhatsApp gave the contact, and refusing an odd but real number would miss them.
 pub fn phone_key(text: &str, default_country: Option<&str>) -> Option<String> {
-    let text = text.trim();
-    // An international number is read without the country: given one, the parser strips what
-    // it takes for that country's trunk prefix from the international number too
-    // (`+49 151…` read in the US lost its `1`).
-    let (country, text) = match (text.strip_prefix('+'), text.strip_prefix("00")) {
-        (Some(_), _) => (None, text.to_owned()),
-        (None, Some(rest)) => (None, format!("+{rest}")),
-        (None, None) => (default_country.and_then(crate::tenants::settings::country_id), text.to_owned()),
-    };
-    let number = phonenumber::parse(country, text).ok()?;
+    let number = crate::tenants::settings::read_phone(text, default_country)?;
     let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
     crate::domain::E164::parse(&e164).ok().map(|p| p.as_str().to_owned())
 }

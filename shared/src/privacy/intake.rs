@@ -47,7 +47,8 @@ pub async fn submit(
     if to_queue {
         let job = PrivacyJob { tenant: record.tenant.clone(), request: record.id.clone() };
         queue.send(&job).await.map_err(SubmitError::Queue)?;
-        requests.mark_queued(&record.tenant, &record.id).await.map_err(SubmitError::Mark)?;
+        // The record in hand is this delivery's: its receipt time is now.
+        requests.mark_queued(&record.tenant, &record.id, record.received_at_ms).await.map_err(SubmitError::Mark)?;
     }
     Ok(Submitted { duplicate, queued_now: to_queue })
 }
@@ -58,18 +59,25 @@ pub async fn submit(
 pub const STUCK_AFTER_MS: i64 = 6 * 3_600_000;
 
 /// Sends the job of an open request again (done requests are left alone) and marks it queued.
-/// Returns whether a job was sent.
+/// A failed one is reopened *before* its job is sent, so the worker failing it again is never
+/// overwritten by a late mark (a send that then fails leaves it queued without a job, which
+/// `resend_stuck` finds). Returns whether a job was sent.
 pub async fn resend(
     requests: &impl PrivacyRequests,
     queue: &impl PrivacyQueue,
     request: &PrivacyRequest,
+    now_ms: i64,
 ) -> Result<bool, SubmitError> {
-    if request.state == RequestState::Done {
-        return Ok(false);
+    let (tenant, id) = (&request.tenant, &request.id);
+    match request.state {
+        RequestState::Done => return Ok(false),
+        RequestState::Failed => {
+            requests.reopen(tenant, id, now_ms).await.map_err(SubmitError::Mark)?;
+        }
+        RequestState::Received | RequestState::Queued => {}
     }
-    let job = PrivacyJob { tenant: request.tenant.clone(), request: request.id.clone() };
-    queue.send(&job).await.map_err(SubmitError::Queue)?;
-    requests.mark_queued(&request.tenant, &request.id).await.map_err(SubmitError::Mark)?;
+    queue.send(&PrivacyJob { tenant: tenant.clone(), request: id.clone() }).await.map_err(SubmitError::Queue)?;
+    requests.mark_queued(tenant, id, now_ms).await.map_err(SubmitError::Mark)?;
     Ok(true)
 }
 
@@ -84,7 +92,7 @@ pub async fn resend_stuck(
 ) -> Result<u64, SubmitError> {
     let mut sent = 0;
     for request in requests.list(tenant).await.map_err(SubmitError::Record)? {
-        if request.is_stuck(now_ms - STUCK_AFTER_MS) && resend(requests, queue, &request).await? {
+        if request.is_stuck(now_ms - STUCK_AFTER_MS) && resend(requests, queue, &request, now_ms).await? {
             sent += 1;
         }
     }
@@ -139,7 +147,7 @@ mod tests {
         // Dead-lettered: queued long ago.
         let dead = at(now - 2 * STUCK_AFTER_MS);
         requests.create(&dead).await.unwrap();
-        requests.mark_queued(&tenant, &dead.id).await.unwrap();
+        requests.mark_queued(&tenant, &dead.id, now - 2 * STUCK_AFTER_MS).await.unwrap();
         // Still within its retries; done; failed: left alone.
         let fresh = at(now - STUCK_AFTER_MS + 1);
         requests.create(&fresh).await.unwrap();
@@ -160,12 +168,16 @@ mod tests {
         assert_eq!(sent, expected);
         assert_eq!(requests.get(&tenant, &lost.id).await.unwrap().unwrap().state, RequestState::Queued);
 
-        // An operator's requeue of the failed one clears its failure.
-        assert!(resend(&requests, &queue, &requests.get(&tenant, &failed.id).await.unwrap().unwrap()).await.unwrap());
+        // An operator's requeue of the failed one clears its failure, and counts as its queueing:
+        // the next sweep leaves it to its retries.
+        let failed = requests.get(&tenant, &failed.id).await.unwrap().unwrap();
+        assert!(resend(&requests, &queue, &failed, now).await.unwrap());
         let requeued = requests.get(&tenant, &failed.id).await.unwrap().unwrap();
-        assert_eq!((requeued.state, requeued.failure), (RequestState::Queued, None));
+        let sweep_at = now + STUCK_AFTER_MS - 1;
+        assert!(!requeued.is_stuck(sweep_at - STUCK_AFTER_MS));
+        assert_eq!((requeued.state, requeued.failure, requeued.queued_at_ms), (RequestState::Queued, None, Some(now)));
         let done = requests.get(&tenant, &done.id).await.unwrap().unwrap();
-        assert!(!resend(&requests, &queue, &done).await.unwrap(), "a done request is never sent again");
+        assert!(!resend(&requests, &queue, &done, now).await.unwrap(), "a done request is never sent again");
         assert_eq!(queue.jobs().len(), 3);
     }
 }

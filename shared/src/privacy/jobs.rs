@@ -106,10 +106,6 @@ impl PrivacyWorker {
                     contact: subject.contact,
                 };
                 let resolved = self.lookup.resolve(tenant, country.as_deref(), &ids).await?;
-                let unmatched = resolved.contacts.is_empty();
-                if unmatched {
-                    tracing::warn!(tenant = %tenant, request = %request.id, ?ids, "the subject matched no contact");
-                }
                 let (action, mut result) = if request.kind == RequestKind::Export {
                     let out = self
                         .exporter
@@ -119,15 +115,21 @@ impl PrivacyWorker {
                         objects: out.objects.iter().map(|o| o.key.clone()).collect(),
                         links: out.objects.iter().map(|o| o.link.clone()).collect(),
                         counts: out.counts,
-                        unmatched,
+                        ..RequestResult::default()
                     };
                     (AuditAction::Export, result)
                 } else {
                     let counts = self.eraser.erase(tenant, &resolved.contacts, now_ms, &retention).await?;
-                    (AuditAction::Erasure, RequestResult { counts, unmatched, ..RequestResult::default() })
+                    (AuditAction::Erasure, RequestResult { counts, ..RequestResult::default() })
                 };
-                // The audit entry says how many contacts the identifiers named (0: unmatched).
-                result.counts.insert("contacts".to_owned(), resolved.contacts.len() as u64);
+                // The result and the audit entry say how many contacts held anything (or had
+                // been erased): 0 is "unmatched", for an operator to look at, never mistaken
+                // for a plain "nothing held".
+                let found = *result.counts.entry("contacts".to_owned()).or_default();
+                result.unmatched = found == 0;
+                if result.unmatched {
+                    tracing::warn!(tenant = %tenant, request = %request.id, ?ids, "the subject matched no contact");
+                }
                 (action, result, Some(resolved.subject_hash))
             }
             RequestKind::Wipe => {
@@ -159,7 +161,10 @@ impl PrivacyWorker {
     /// drops its job: a retry would fail the same way.
     async fn fail(&self, request: &PrivacyRequest, why: &JobError) -> Result<JobOutcome, JobError> {
         let reason = why.to_string();
-        self.requests.fail(&request.tenant, &request.id, &reason).await?;
+        if !self.requests.fail(&request.tenant, &request.id, &reason).await? {
+            // Another delivery completed it meanwhile.
+            return Ok(JobOutcome::AlreadyDone);
+        }
         tracing::error!(tenant = %request.tenant, request = %request.id, reason, "privacy request failed");
         Ok(JobOutcome::Failed)
     }

@@ -161,6 +161,8 @@ pub struct PrivacyRequest {
     /// `received_at_ms + DUE_AFTER_MS`.
     pub due_at_ms: i64,
     pub completed_at_ms: Option<i64>,
+    /// When its job was last put on the queue by a mark (`mark_queued`, `reopen`).
+    pub queued_at_ms: Option<i64>,
     pub state: RequestState,
     /// The subject's identifiers, sealed (`Subject::seal`); `None` for a wipe and once done.
     pub subject: Option<Sealed>,
@@ -190,6 +192,7 @@ impl PrivacyRequest {
             received_at_ms,
             due_at_ms: received_at_ms + DUE_AFTER_MS,
             completed_at_ms: None,
+            queued_at_ms: None,
             state: RequestState::Received,
             subject,
             subject_hash: None,
@@ -198,10 +201,12 @@ impl PrivacyRequest {
         }
     }
 
-    /// Not done and not failed, received before `before_ms`: its job was lost (dead-lettered,
-    /// or never sent because Shopify gave up retrying) and should be sent again.
+    /// Not done and not failed, received (and queued, if it was) before `before_ms`: its job
+    /// was lost (dead-lettered, or never sent because Shopify gave up retrying) and should be
+    /// sent again.
     pub fn is_stuck(&self, before_ms: i64) -> bool {
-        matches!(self.state, RequestState::Received | RequestState::Queued) && self.received_at_ms < before_ms
+        let last = self.queued_at_ms.unwrap_or(self.received_at_ms).max(self.received_at_ms);
+        matches!(self.state, RequestState::Received | RequestState::Queued) && last < before_ms
     }
 
     /// Not done and past its deadline at `now_ms`.

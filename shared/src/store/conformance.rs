@@ -398,14 +398,14 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
     assert_eq!(store.create(&other).await.unwrap(), Created::Existing(Box::new(request.clone())));
 
     // Queued once; never back from done.
-    assert!(store.mark_queued(tenant, &id).await.unwrap());
-    assert!(!store.mark_queued(tenant, &id).await.unwrap(), "queued once");
+    assert!(store.mark_queued(tenant, &id, at + 10).await.unwrap());
+    assert!(!store.mark_queued(tenant, &id, at + 10).await.unwrap(), "queued once");
     let queued = store.get(tenant, &id).await.unwrap().unwrap();
-    assert_eq!(queued.state, RequestState::Queued);
+    assert_eq!((queued.state, queued.queued_at_ms), (RequestState::Queued, Some(at + 10)));
     let Created::Existing(found) = store.create(&request).await.unwrap() else { panic!("exists") };
     assert_eq!(found.state, RequestState::Queued, "a redelivery sees it queued");
     let missing = crate::domain::RecordId::parse("never-created").unwrap();
-    assert!(matches!(store.mark_queued(tenant, &missing).await, Err(crate::store::StoreError::Conflict(_))));
+    assert!(matches!(store.mark_queued(tenant, &missing, at).await, Err(crate::store::StoreError::Conflict(_))));
 
     // A wipe, received later, with no subject; and an export already overdue.
     let wipe_id = crate::domain::RecordId::parse("cancel-1767225600").unwrap();
@@ -442,7 +442,7 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
     assert_eq!((stored.kind, stored.received_at_ms, stored.due_at_ms), (RequestKind::Erasure, at, due));
     let later = Completion { completed_at_ms: at + 90_000, subject_hash: None, ..completion.clone() };
     assert_eq!(store.complete(tenant, &id, &later).await.unwrap(), Completed::Already(Box::new(stored.clone())));
-    assert!(!store.mark_queued(tenant, &id).await.unwrap(), "done never goes back to queued");
+    assert!(!store.mark_queued(tenant, &id, at + 10).await.unwrap(), "done never goes back to queued");
     assert!(store.overdue(tenant, due + 1).await.unwrap().is_empty(), "done is never overdue");
     assert!(matches!(store.complete(tenant, &missing, &completion).await, Err(crate::store::StoreError::Conflict(_))));
 
@@ -462,9 +462,18 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
     assert!(failed.subject.is_some(), "kept sealed for a requeue");
     let overdue: Vec<_> = store.overdue(tenant, due + 1).await.unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(overdue, std::slice::from_ref(&broken_id), "failed is still open");
-    assert!(store.mark_queued(tenant, &broken_id).await.unwrap());
+    assert!(!store.mark_queued(tenant, &broken_id, at).await.unwrap(), "a late mark never undoes a failure");
+    assert_eq!(store.get(tenant, &broken_id).await.unwrap().unwrap().state, RequestState::Failed);
+    assert!(store.reopen(tenant, &broken_id, at + 20).await.unwrap());
+    assert!(!store.reopen(tenant, &broken_id, at + 20).await.unwrap(), "only a failed one reopens");
     let requeued = store.get(tenant, &broken_id).await.unwrap().unwrap();
-    assert_eq!((requeued.state, requeued.failure), (RequestState::Queued, None));
+    assert_eq!((requeued.state, requeued.failure, requeued.queued_at_ms), (RequestState::Queued, None, Some(at + 20)));
+    // Failed again, then completed: the reason goes with completion.
+    assert!(store.fail(tenant, &broken_id, "no subject").await.unwrap());
+    let Completed::Now(finished) = store.complete(tenant, &broken_id, &completion).await.unwrap() else {
+        panic!("completed now")
+    };
+    assert_eq!((finished.state, finished.failure), (RequestState::Done, None));
     assert!(!store.fail(tenant, &id, "no subject").await.unwrap(), "done never fails");
     assert_eq!(store.get(tenant, &id).await.unwrap().unwrap().state, RequestState::Done);
     assert!(!store.fail(tenant, &missing, "no subject").await.unwrap());

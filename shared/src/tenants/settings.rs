@@ -185,6 +185,20 @@ pub fn country_id(code: &str) -> Option<phonenumber::country::Id> {
     (code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())).then(|| code.parse().ok()).flatten()
 }
 
+/// A phone number as a person writes it: an international one (`+…`, `00…`) as written, any
+/// other in the tenant's country. The international form is read without the country: given
+/// one, the parser strips what it takes for that country's trunk prefix from the international
+/// number too (`+49 151…` read in the US lost its `1`).
+pub fn read_phone(text: &str, default_country: Option<&str>) -> Option<phonenumber::PhoneNumber> {
+    let text = text.trim();
+    let (country, text) = match (text.strip_prefix('+'), text.strip_prefix("00")) {
+        (Some(_), _) => (None, text.to_owned()),
+        (None, Some(rest)) => (None, format!("+{rest}")),
+        (None, None) => (default_country.and_then(country_id), text.to_owned()),
+    };
+    phonenumber::parse(country, text).ok()
+}
+
 /// The country of a phone number in E.164 (`+34600111222` → `ES`).
 pub fn country_of(e164: &str) -> Option<String> {
     let number = phonenumber::parse(None, e164).ok()?;

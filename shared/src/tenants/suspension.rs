@@ -34,6 +34,9 @@ pub enum Suspended {
 /// The port: where suspensions are written.
 pub trait Suspensions: Send + Sync {
     fn suspend(&self, tenant: &Tenant, now_ms: i64) -> impl Future<Output = Result<Suspended, StoreError>> + Send;
+    /// Since when the tenant is suspended (unix seconds), read past any cache; `None` when it
+    /// is not (or its profile is gone).
+    fn suspended_since(&self, tenant: &TenantId) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
 /// The audit entry of a suspension.
@@ -108,6 +111,10 @@ impl<A: AuditLog> Suspensions for DynamoSuspensions<A> {
             Err(e) => Err(StoreError::aws("UpdateItem tenant suspended", e)),
         }
     }
+
+    async fn suspended_since(&self, tenant: &TenantId) -> Result<Option<i64>, StoreError> {
+        Ok(self.current(tenant).await?.flatten())
+    }
 }
 
 /// Suspensions in memory (unit tests), audited like the table.
@@ -131,5 +138,9 @@ impl<A: AuditLog> Suspensions for MemorySuspensions<A> {
                 Suspended::Now(now_ms / 1000)
             }
         })
+    }
+
+    async fn suspended_since(&self, tenant: &TenantId) -> Result<Option<i64>, StoreError> {
+        Ok(self.suspended.lock().unwrap_or_else(|p| p.into_inner()).get(tenant).copied())
     }
 }

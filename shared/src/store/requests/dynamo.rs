@@ -32,6 +32,8 @@ struct RequestItem {
     due_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     completed_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queued_at_ms: Option<i64>,
     state: RequestState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<Sealed>,
@@ -53,6 +55,7 @@ fn item_of(r: &PrivacyRequest) -> Result<Item, StoreError> {
         received_at_ms: r.received_at_ms,
         due_at_ms: r.due_at_ms,
         completed_at_ms: r.completed_at_ms,
+        queued_at_ms: r.queued_at_ms,
         state: r.state,
         subject: r.subject.clone(),
         subject_hash: r.subject_hash.clone(),
@@ -71,6 +74,7 @@ fn request_of(item: Item) -> Result<PrivacyRequest, StoreError> {
         received_at_ms: i.received_at_ms,
         due_at_ms: i.due_at_ms,
         completed_at_ms: i.completed_at_ms,
+        queued_at_ms: i.queued_at_ms,
         state: i.state,
         subject: i.subject,
         subject_hash: i.subject_hash,
@@ -168,19 +172,19 @@ impl PrivacyRequests for DynamoPrivacyRequests {
         out.item.map(request_of).transpose()
     }
 
-    async fn mark_queued(&self, tenant: &TenantId, id: &RecordId) -> Result<bool, StoreError> {
+    async fn mark_queued(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(tenant.as_str()))
             .key("sk", s(keys::privacy_request_sk(id)))
-            .update_expression("SET #state = :queued REMOVE failure")
-            .condition_expression("#state IN (:received, :failed)")
+            .update_expression("SET #state = :queued, queued_at_ms = :at")
+            .condition_expression("#state = :received")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":queued", state(RequestState::Queued))
             .expression_attribute_values(":received", state(RequestState::Received))
-            .expression_attribute_values(":failed", state(RequestState::Failed))
+            .expression_attribute_values(":at", n(at_ms))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -198,6 +202,28 @@ impl PrivacyRequests for DynamoPrivacyRequests {
                 }
             }
             Err(e) => Err(StoreError::aws("UpdateItem privacy request queued", e)),
+        }
+    }
+
+    async fn reopen(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(keys::privacy_request_sk(id)))
+            .update_expression("SET #state = :queued, queued_at_ms = :at REMOVE failure")
+            .condition_expression("#state = :failed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":queued", state(RequestState::Queued))
+            .expression_attribute_values(":failed", state(RequestState::Failed))
+            .expression_attribute_values(":at", n(at_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem privacy request reopened", e)),
         }
     }
 

@@ -34,15 +34,27 @@ impl PrivacyRequests for MemoryPrivacyRequests {
         self.with(|all| Ok(all.get(&(tenant.clone(), id.clone())).cloned()))
     }
 
-    async fn mark_queued(&self, tenant: &TenantId, id: &RecordId) -> Result<bool, StoreError> {
+    async fn mark_queued(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
         self.with(|all| match all.get_mut(&(tenant.clone(), id.clone())) {
-            Some(r) if matches!(r.state, RequestState::Received | RequestState::Failed) => {
+            Some(r) if r.state == RequestState::Received => {
                 r.state = RequestState::Queued;
-                r.failure = None;
+                r.queued_at_ms = Some(at_ms);
                 Ok(true)
             }
             Some(_) => Ok(false),
             None => Err(StoreError::Conflict("no such privacy request to mark queued".into())),
+        })
+    }
+
+    async fn reopen(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
+        self.with(|all| match all.get_mut(&(tenant.clone(), id.clone())) {
+            Some(r) if r.state == RequestState::Failed => {
+                r.state = RequestState::Queued;
+                r.queued_at_ms = Some(at_ms);
+                r.failure = None;
+                Ok(true)
+            }
+            _ => Ok(false),
         })
     }
 

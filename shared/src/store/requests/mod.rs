@@ -46,9 +46,24 @@ pub trait PrivacyRequests: Send + Sync {
         tenant: &TenantId,
         id: &RecordId,
     ) -> impl Future<Output = Result<Option<PrivacyRequest>, StoreError>> + Send;
-    /// `received` or `failed` → `queued`; a request already queued or done is left as it is. Returns
+    /// `received` → `queued`; a request already queued, failed or done is left as it is. Returns
     /// whether it moved. A request that does not exist is a `Conflict`.
-    fn mark_queued(&self, tenant: &TenantId, id: &RecordId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// `at_ms` is recorded as `queued_at_ms`.
+    fn mark_queued(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// `failed` → `queued`, the reason removed (an operator's requeue); returns whether it moved.
+    /// Apart from `mark_queued`, so a submission's late mark never undoes a failure recorded
+    /// meanwhile.
+    fn reopen(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Moves a request that exists and is not done to `failed`, with a reason (a fixed phrase);
     /// returns whether it moved.
     fn fail(
