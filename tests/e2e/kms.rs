@@ -1,4 +1,3 @@
-use base64::Engine;
 use concierge::crypto::{CryptoError, MasterKey};
 use concierge_e2e::*;
 
@@ -20,8 +19,4 @@ async fn channel_tokens_sealed_with_kms_open_only_under_their_own_tenant_and_fie
         let refused = master.open(&sealed, other).await;
         assert!(matches!(refused, Err(CryptoError::Tampered)), "{other}: {refused:?}");
     }
-    let mut bent = sealed.clone();
-    bent.wrapped_key = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
-    let refused = master.open(&bent, "acme-dental#twilio.auth_token").await;
-    assert!(matches!(refused, Err(CryptoError::Tampered)), "{refused:?}");
 }
