@@ -194,7 +194,9 @@ where
         let subject = match subject {
             Ok(subject) => subject,
             Err(e) => {
-                tracing::warn!(topic = topic.as_str(), error = %e, "malformed shopify webhook");
+                // Correctly signed yet not this topic's body: a replay under another header,
+                // or Shopify changed a payload. Either needs a person.
+                tracing::error!(topic = topic.as_str(), error = %e, "signed shopify webhook refused: not its topic's body");
                 return respond::error(400, "malformed webhook");
             }
         };
