@@ -182,6 +182,9 @@ async fn shopify_gdpr_logs_no_personal_data_when_it_succeeds_or_fails() {
     assert_eq!(t.post_shopify("customers/redact", STRANGER, "l5", stranger.as_bytes()).await.status, 200);
     let broken = format!(r#"{{"customer":"{SHOPIFY_EMAIL} {SHOPIFY_PHONE}""#);
     assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l6", broken.as_bytes()).await.status, 400);
+    // Signed, but another topic's body (a data request replayed as a redact).
+    let replayed = body.replace(r#""orders_to_redact":[299938]"#, r#""data_request":{"id":9999}"#);
+    assert_eq!(t.post_shopify("customers/redact", SHOP_A, "l6b", replayed.as_bytes()).await.status, 400);
     // Failing: the queue, then the table.
     let data_request = body.replace(r#""orders_to_redact":[299938]"#, r#""data_request":{"id":9999}"#);
     let body = data_request;
@@ -200,6 +203,7 @@ async fn shopify_gdpr_logs_no_personal_data_when_it_succeeds_or_fails() {
         "hmac missing or invalid",
         "no tenant has",
         "malformed shopify webhook",
+        "not its topic's body",
         "taking in the privacy request failed",
         "queueing the job",
         "recording the request",

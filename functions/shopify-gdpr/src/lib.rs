@@ -193,10 +193,14 @@ where
         let subject = shopify::check_body(topic, &headers.shop_domain, body);
         let subject = match subject {
             Ok(subject) => subject,
-            Err(e) => {
-                // Correctly signed yet not this topic's body: a replay under another header,
-                // or Shopify changed a payload. Either needs a person.
+            // Correctly signed yet not this topic's body: a replay under another header, or
+            // Shopify changed a payload. Either needs a person.
+            Err(e @ shopify::WebhookError::WrongTopic) => {
                 tracing::error!(topic = topic.as_str(), error = %e, "signed shopify webhook refused: not its topic's body");
+                return respond::error(400, "malformed webhook");
+            }
+            Err(e) => {
+                tracing::warn!(topic = topic.as_str(), error = %e, "malformed shopify webhook");
                 return respond::error(400, "malformed webhook");
             }
         };

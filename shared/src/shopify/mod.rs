@@ -70,6 +70,10 @@ pub enum WebhookError {
     Header(&'static str),
     #[error("body is not the documented JSON")]
     Body,
+    /// Correctly signed JSON, but not the payload of the topic the header names (a body
+    /// replayed under another topic, or a payload Shopify changed).
+    #[error("body is not the payload of its topic")]
+    WrongTopic,
     #[error("the customer carries no id, email or phone")]
     NoSubject,
     #[error("the body names another shop than the header")]
@@ -194,7 +198,7 @@ pub fn check_body(topic: Topic, shop_domain: &str, body: &[u8]) -> Result<Option
     let has = |key: &str| payload.contains_key(key);
     let shaped = shape.required.iter().all(|k| has(k)) && !shape.forbidden.iter().any(|k| has(k));
     if !shaped {
-        return Err(WebhookError::Body);
+        return Err(WebhookError::WrongTopic);
     }
     // The compliance topics name their shop as `shop_domain`; the shop object of
     // `app/uninstalled` as `myshopify_domain`.
@@ -253,9 +257,12 @@ mod tests {
         assert!(check_body(Topic::CustomersDataRequest, shop, DATA_REQUEST.as_bytes()).unwrap().is_some());
         assert!(check_body(Topic::CustomersRedact, shop, REDACT.as_bytes()).unwrap().is_some());
         // A data request's body under the redact or shop/redact topic.
-        assert_eq!(check_body(Topic::CustomersRedact, shop, DATA_REQUEST.as_bytes()), Err(WebhookError::Body));
-        assert_eq!(check_body(Topic::ShopRedact, shop, DATA_REQUEST.as_bytes()), Err(WebhookError::Body));
-        assert_eq!(check_body(Topic::CustomersDataRequest, shop, SHOP_REDACT.as_bytes()), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::CustomersRedact, shop, DATA_REQUEST.as_bytes()), Err(WebhookError::WrongTopic));
+        assert_eq!(check_body(Topic::ShopRedact, shop, DATA_REQUEST.as_bytes()), Err(WebhookError::WrongTopic));
+        assert_eq!(
+            check_body(Topic::CustomersDataRequest, shop, SHOP_REDACT.as_bytes()),
+            Err(WebhookError::WrongTopic)
+        );
         // Another shop's header on this shop's body.
         for (topic, body) in [
             (Topic::CustomersDataRequest, DATA_REQUEST),
@@ -266,8 +273,8 @@ mod tests {
             assert_eq!(other, Err(WebhookError::ShopMismatch), "{topic:?}");
         }
         // A compliance body that names no shop at all, or an empty one.
-        assert_eq!(check_body(Topic::ShopRedact, shop, b"{}"), Err(WebhookError::Body));
-        assert_eq!(check_body(Topic::AppUninstalled, shop, b"{}"), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::ShopRedact, shop, b"{}"), Err(WebhookError::WrongTopic));
+        assert_eq!(check_body(Topic::AppUninstalled, shop, b"{}"), Err(WebhookError::WrongTopic));
         assert_eq!(
             check_body(Topic::AppUninstalled, "bella.myshopify.com", UNINSTALLED.as_bytes()),
             Err(WebhookError::ShopMismatch)
@@ -280,18 +287,22 @@ mod tests {
         assert_eq!(check_body(Topic::AppUninstalled, shop, UNINSTALLED.as_bytes()), Ok(None));
         // The uninstall's shop object under `shop/redact` (a wipe) or a customer topic.
         for topic in [Topic::ShopRedact, Topic::CustomersRedact, Topic::CustomersDataRequest] {
-            assert_eq!(check_body(topic, shop, UNINSTALLED.as_bytes()), Err(WebhookError::Body), "{topic:?}");
+            assert_eq!(check_body(topic, shop, UNINSTALLED.as_bytes()), Err(WebhookError::WrongTopic), "{topic:?}");
         }
         // Any compliance body under `app/uninstalled` (a suspension).
         for body in [DATA_REQUEST, REDACT, SHOP_REDACT] {
-            assert_eq!(check_body(Topic::AppUninstalled, shop, body.as_bytes()), Err(WebhookError::Body), "{body}");
+            assert_eq!(
+                check_body(Topic::AppUninstalled, shop, body.as_bytes()),
+                Err(WebhookError::WrongTopic),
+                "{body}"
+            );
         }
         // A redact's body under the data request topic.
-        assert_eq!(check_body(Topic::CustomersDataRequest, shop, REDACT.as_bytes()), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::CustomersDataRequest, shop, REDACT.as_bytes()), Err(WebhookError::WrongTopic));
         // A key that marks another topic is refused even beside the right ones; a field Shopify
         // might add is not.
         let padded = r#"{"shop_id":954889,"shop_domain":"acme-dental.myshopify.com","myshopify_domain":"acme-dental.myshopify.com"}"#;
-        assert_eq!(check_body(Topic::ShopRedact, shop, padded.as_bytes()), Err(WebhookError::Body));
+        assert_eq!(check_body(Topic::ShopRedact, shop, padded.as_bytes()), Err(WebhookError::WrongTopic));
         let grown = r#"{"shop_domain":"acme-dental.myshopify.com","redacted_at":"2027-01-01T00:00:00Z"}"#;
         assert_eq!(check_body(Topic::ShopRedact, shop, grown.as_bytes()), Ok(None));
         // A topic we do not act on is acknowledged whatever its shape.

@@ -129,6 +129,38 @@ impl DynamoPrivacyRequests {
     }
 }
 
+impl DynamoPrivacyRequests {
+    /// One conditional state change of a request (`#state` names the attribute); `false` when
+    /// the condition did not hold.
+    async fn transition<const N: usize>(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+        update: &str,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+        operation: &'static str,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(keys::privacy_request_sk(id)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state");
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws(operation, e)),
+        }
+    }
+}
+
 impl PrivacyRequests for DynamoPrivacyRequests {
     async fn create(&self, request: &PrivacyRequest) -> Result<Created, StoreError> {
         let result = self
@@ -206,47 +238,25 @@ impl PrivacyRequests for DynamoPrivacyRequests {
     }
 
     async fn reopen(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(tenant.as_str()))
-            .key("sk", s(keys::privacy_request_sk(id)))
-            .update_expression("SET #state = :queued, queued_at_ms = :at REMOVE failure")
-            .condition_expression("#state = :failed")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":queued", state(RequestState::Queued))
-            .expression_attribute_values(":failed", state(RequestState::Failed))
-            .expression_attribute_values(":at", n(at_ms))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem privacy request reopened", e)),
-        }
+        let values =
+            [(":queued", state(RequestState::Queued)), (":failed", state(RequestState::Failed)), (":at", n(at_ms))];
+        let update = "SET #state = :queued, queued_at_ms = :at REMOVE failure";
+        self.transition(tenant, id, update, "#state = :failed", values, "UpdateItem privacy request reopened").await
     }
 
     async fn fail(&self, tenant: &TenantId, id: &RecordId, reason: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(tenant.as_str()))
-            .key("sk", s(keys::privacy_request_sk(id)))
-            .update_expression("SET #state = :failed, failure = :reason")
-            .condition_expression("attribute_exists(pk) AND #state <> :done")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":failed", state(RequestState::Failed))
-            .expression_attribute_values(":done", state(RequestState::Done))
-            .expression_attribute_values(":reason", s(reason))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem privacy request failed", e)),
-        }
+        let values =
+            [(":failed", state(RequestState::Failed)), (":done", state(RequestState::Done)), (":reason", s(reason))];
+        let condition = "attribute_exists(pk) AND #state <> :done";
+        self.transition(
+            tenant,
+            id,
+            "SET #state = :failed, failure = :reason",
+            condition,
+            values,
+            "UpdateItem privacy request failed",
+        )
+        .await
     }
 
     async fn complete(
