@@ -8,7 +8,7 @@
 //! `shop/redact` comes 48 hours after `app/uninstalled`, so it wipes a suspended tenant. For a
 //! tenant that is not suspended it is recorded but held (`failed`, with the reason) for an
 //! operator to confirm: the webhook id is an unsigned header, so a captured `shop/redact`
-//! replayed under a fresh id must not wipe a shop that is installed again.
+//! replayed under a fresh id must not wipe a shop whose uninstall we never saw.
 
 mod respond;
 
@@ -193,9 +193,9 @@ where
         let subject = shopify::check_body(topic, &headers.shop_domain, body);
         let subject = match subject {
             Ok(subject) => subject,
-            // Correctly signed yet not this topic's body: a replay under another header, or
-            // Shopify changed a payload. Either needs a person.
-            Err(e @ shopify::WebhookError::WrongTopic) => {
+            // Correctly signed yet not this topic's or this shop's body: a replay under another
+            // header, or Shopify changed a payload. Either needs a person.
+            Err(e @ (shopify::WebhookError::WrongTopic | shopify::WebhookError::ShopMismatch)) => {
                 tracing::error!(topic = topic.as_str(), error = %e, "signed shopify webhook refused: not its topic's body");
                 return respond::error(400, "malformed webhook");
             }
@@ -279,7 +279,7 @@ where
         record.failure = Some(WIPE_UNCONFIRMED.to_owned());
         match self.requests.create(&record).await {
             Ok(created) => {
-                tracing::warn!(
+                tracing::error!(
                     tenant = %tenant.id,
                     request = %record.id,
                     duplicate = matches!(created, Created::Existing(_)),

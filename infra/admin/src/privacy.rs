@@ -218,17 +218,26 @@ pub async fn requeue(stack: &Stack, out: Output, tenant: &str, request: &str) ->
     Ok(Verdict::Yes)
 }
 
+/// Why a request needs a look: its failure, or a result that matched nobody.
+fn note(v: &RequestView) -> &str {
+    match (&v.failure, &v.result) {
+        (Some(failure), _) => failure,
+        (None, Some(result)) if result.unmatched => "unmatched: the identifiers found no contact",
+        _ => "",
+    }
+}
+
 fn table_text(views: &[RequestView]) -> String {
     if views.is_empty() {
         return "no requests".into();
     }
     let mut lines = vec![format!(
-        "{:<20} {:<40} {:<8} {:<28} {:<8} {:<20} {:<20} {:<20} {}",
-        "TENANT", "ID", "KIND", "SOURCE", "STATE", "RECEIVED", "DUE", "COMPLETED", "OVERDUE"
+        "{:<20} {:<40} {:<8} {:<28} {:<8} {:<20} {:<20} {:<20} {:<8} {}",
+        "TENANT", "ID", "KIND", "SOURCE", "STATE", "RECEIVED", "DUE", "COMPLETED", "OVERDUE", "NOTE"
     )];
     for v in views {
         lines.push(format!(
-            "{:<20} {:<40} {:<8} {:<28} {:<8} {:<20} {:<20} {:<20} {}",
+            "{:<20} {:<40} {:<8} {:<28} {:<8} {:<20} {:<20} {:<20} {:<8} {}",
             v.tenant,
             v.id,
             v.kind,
@@ -237,7 +246,8 @@ fn table_text(views: &[RequestView]) -> String {
             v.received_at,
             v.due_at,
             v.completed_at.as_deref().unwrap_or("-"),
-            if v.overdue { "OVERDUE" } else { "-" }
+            if v.overdue { "OVERDUE" } else { "-" },
+            note(v)
         ));
     }
     lines.join("\n")

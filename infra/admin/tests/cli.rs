@@ -342,6 +342,8 @@ async fn privacy_requeue_sends_a_failed_or_stuck_request_again_and_leaves_a_done
         "{listed}"
     );
 
+    let table = run(admin(&t), &["privacy", "requests", "--tenant", TENANT_A]).await;
+    assert!(table.stdout.contains("failed") && table.stdout.contains("no subject to act on"), "{}", table.stdout);
     let ran = run(admin(&t), &["--json", "privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one"]).await;
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     let printed = ran.json();

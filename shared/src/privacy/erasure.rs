@@ -66,8 +66,10 @@ impl Eraser {
         let mut add = |what: &str, n: usize| *counts.entry(what.to_owned()).or_default() += n as u64;
         let records = self.contacts.records_of(tenant, contact).await?;
 
-        // The tombstone first: a retry may find the history already gone, and keeps this one.
-        if records.contact.is_some() || !records.consent.is_empty() {
+        // The tombstone first, whenever there is anything of the contact: a retry may find the
+        // history already gone, keeps this one, and knows from it that the contact existed.
+        let first_page = self.messages.conversation_page(tenant, contact, None).await?;
+        if !records.sort_keys.is_empty() || !first_page.messages.is_empty() {
             let opted_out = records.consent.last().map(|c| c.consent).or(records.contact.as_ref().map(|c| c.consent))
                 == Some(Consent::OptedOut);
             let expiry = Expiry::new(tenant, Category::Audit, now_ms / 1000, retention);
@@ -77,9 +79,8 @@ impl Eraser {
 
         // Messages, page by page: their media, then the items.
         let mut messages = 0;
-        let mut cursor = None;
-        loop {
-            let page = self.messages.conversation_page(tenant, contact, cursor).await?;
+        let mut next_page = Some(first_page);
+        while let Some(page) = next_page.take() {
             let mut doomed: Vec<Item> = Vec::with_capacity(page.messages.len() * 2);
             for m in &page.messages {
                 if let Some(ConversationEntry::Inbound(inbound)) = &m.entry
@@ -109,9 +110,8 @@ impl Eraser {
             add("messages", page.messages.len());
             messages += page.messages.len();
             delete_keys(self.messages.client(), self.messages.table(), doomed).await?;
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
+            if let Some(cursor) = page.next {
+                next_page = Some(self.messages.conversation_page(tenant, contact, Some(cursor)).await?);
             }
         }
 
@@ -169,8 +169,8 @@ impl Eraser {
             self.delete_together(keys).await?;
         }
 
-        // Whether the contact was anyone to us: held something, or was erased before (by an
-        // earlier attempt at this request that got this far, or an earlier request).
+        // Whether the contact was anyone to us: held something, or was erased before (its
+        // tombstone: by an earlier attempt at this request, or an earlier request).
         let held = !records.sort_keys.is_empty()
             || messages > 0
             || self.contacts.erasure_of(tenant, &self.pseudonyms.contact(tenant, contact)).await?.is_some();

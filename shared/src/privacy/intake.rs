@@ -77,26 +77,51 @@ pub async fn resend(
         RequestState::Received | RequestState::Queued => {}
     }
     queue.send(&PrivacyJob { tenant: tenant.clone(), request: id.clone() }).await.map_err(SubmitError::Queue)?;
-    requests.mark_queued(tenant, id, now_ms).await.map_err(SubmitError::Mark)?;
+    // Received: now queued. Queued (its job lost): the new job's time, so the next sweep
+    // leaves it to its own retries.
+    let marked = requests.mark_queued(tenant, id, now_ms).await.map_err(SubmitError::Mark)?;
+    if !marked {
+        requests.requeued(tenant, id, now_ms).await.map_err(SubmitError::Mark)?;
+    }
     Ok(true)
 }
 
+/// What a sweep of a tenant's requests found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Stuck requests whose job was sent again.
+    pub resent: u64,
+    /// Stuck requests whose re-send failed (logged; the next sweep tries again).
+    pub resend_failed: u64,
+    /// Requests waiting for an operator (`failed`).
+    pub failed: u64,
+}
+
 /// Sends again the jobs of the tenant's stuck requests (`PrivacyRequest::is_stuck` at
-/// `now_ms - STUCK_AFTER_MS`): one Query, plus a send and an update per stuck request. Failed
-/// requests are not retried here: their cause needs an operator.
+/// `now_ms - STUCK_AFTER_MS`): one Query, plus a send and an update or two per stuck request.
+/// One request failing does not keep the others waiting. Failed requests are not retried
+/// here, their cause needs an operator: they are counted, so the caller can say so.
 pub async fn resend_stuck(
     requests: &impl PrivacyRequests,
     queue: &impl PrivacyQueue,
     tenant: &TenantId,
     now_ms: i64,
-) -> Result<u64, SubmitError> {
-    let mut sent = 0;
+) -> Result<Sweep, SubmitError> {
+    let mut sweep = Sweep::default();
     for request in requests.list(tenant).await.map_err(SubmitError::Record)? {
-        if request.is_stuck(now_ms - STUCK_AFTER_MS) && resend(requests, queue, &request, now_ms).await? {
-            sent += 1;
+        sweep.failed += u64::from(request.state == RequestState::Failed);
+        if !request.is_stuck(now_ms - STUCK_AFTER_MS) {
+            continue;
+        }
+        match resend(requests, queue, &request, now_ms).await {
+            Ok(sent) => sweep.resent += u64::from(sent),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, request = %request.id, error = %e, "stuck privacy request not sent again");
+                sweep.resend_failed += 1;
+            }
         }
     }
-    Ok(sent)
+    Ok(sweep)
 }
 
 #[cfg(test)]
@@ -160,7 +185,12 @@ mod tests {
         requests.create(&failed).await.unwrap();
         requests.fail(&tenant, &failed.id, "the subject does not open").await.unwrap();
 
-        assert_eq!(resend_stuck(&requests, &queue, &tenant, now).await.unwrap(), 2);
+        let sweep = resend_stuck(&requests, &queue, &tenant, now).await.unwrap();
+        assert_eq!(sweep, Sweep { resent: 2, resend_failed: 0, failed: 1 });
+        let dead_now = requests.get(&tenant, &dead.id).await.unwrap().unwrap();
+        assert_eq!(dead_now.queued_at_ms, Some(now), "the re-sent job's time");
+        // Right after, nothing is stuck: the re-sent jobs get their own retries.
+        assert_eq!(resend_stuck(&requests, &queue, &tenant, now + 1).await.unwrap().resent, 0);
         let mut sent: Vec<RecordId> = queue.jobs().into_iter().map(|j| j.request).collect();
         sent.sort();
         let mut expected = vec![lost.id.clone(), dead.id.clone()];

@@ -32,7 +32,7 @@ use crate::domain::RecordId;
 use crate::domain::{Anchor, AnchorKind, AuditAction, AuditEntry, TenantId};
 use crate::privacy::intake;
 use crate::privacy::queue::SqsPrivacyQueue;
-use crate::privacy::requests::{PrivacyRequest, RequestKind, RequestSource};
+use crate::privacy::requests::{PrivacyRequest, RequestKind, RequestSource, RequestState};
 use crate::privacy::retention::{
     CANCELLED_TENANT_DAYS, Category, DAY, MAX_RETENTION_DAYS, RetentionDays, TTL_GRACE_DAYS, audit_ttl,
 };
@@ -421,19 +421,30 @@ impl Purger {
     }
 
     /// Privacy requests whose job was lost (`intake::resend_stuck`) get it again, so a request
-    /// never waits on an operator to notice a dead letter. A failure here is logged, not the
-    /// tenant's purge failing: the next run tries again.
+    /// never waits on an operator to notice a dead letter; those that wait for an operator
+    /// (`failed`) are counted and logged as errors every day until someone acts. A failure
+    /// here is logged, not the tenant's purge failing: the next run tries again.
     async fn resend_stuck_requests(&self, tenant: &TenantId, options: &PurgeOptions, run: &mut TenantPurge) {
-        let sent = if options.dry_run {
+        let sweep = if options.dry_run {
             let before = options.now_ms - intake::STUCK_AFTER_MS;
-            self.requests.list(tenant).await.map(|all| all.iter().filter(|r| r.is_stuck(before)).count() as u64)
+            self.requests.list(tenant).await.map(|all| intake::Sweep {
+                resent: all.iter().filter(|r| r.is_stuck(before)).count() as u64,
+                resend_failed: 0,
+                failed: all.iter().filter(|r| r.state == RequestState::Failed).count() as u64,
+            })
         } else {
             intake::resend_stuck(&self.requests, &self.queue, tenant, options.now_ms)
                 .await
                 .map_err(|e| StoreError::Aws { operation: "resend stuck privacy requests", message: e.to_string() })
         };
-        match sent {
-            Ok(n) => add(&mut run.counts, "requests_resent", n),
+        match sweep {
+            Ok(sweep) => {
+                add(&mut run.counts, "requests_resent", sweep.resent);
+                add(&mut run.counts, "requests_failed", sweep.failed);
+                if sweep.failed > 0 {
+                    tracing::error!(tenant = %tenant, failed = sweep.failed, "privacy requests wait for an operator");
+                }
+            }
             Err(e) => tracing::warn!(tenant = %tenant, error = %e, "stuck privacy requests not sent again"),
         }
     }

@@ -377,6 +377,10 @@ pub async fn audit<A: AuditLog + 'static>(log: Arc<A>, tenant: &TenantId) {
 
 /// `PrivacyRequests`: created once (a redelivery finds the first), queued once, completed once
 /// with the sealed subject removed, listed per tenant, overdue ones found.
+fn missing_id() -> crate::domain::RecordId {
+    crate::domain::RecordId::parse("never-created").unwrap()
+}
+
 pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store: &P, tenant: &TenantId) {
     use crate::crypto::Sealed;
     use crate::privacy::requests::{
@@ -402,6 +406,9 @@ pub async fn privacy_requests<P: crate::store::requests::PrivacyRequests>(store:
     assert!(!store.mark_queued(tenant, &id, at + 10).await.unwrap(), "queued once");
     let queued = store.get(tenant, &id).await.unwrap().unwrap();
     assert_eq!((queued.state, queued.queued_at_ms), (RequestState::Queued, Some(at + 10)));
+    assert!(store.requeued(tenant, &id, at + 15).await.unwrap(), "a queued one's job sent again");
+    assert_eq!(store.get(tenant, &id).await.unwrap().unwrap().queued_at_ms, Some(at + 15));
+    assert!(!store.requeued(tenant, &missing_id(), at).await.unwrap());
     let Created::Existing(found) = store.create(&request).await.unwrap() else { panic!("exists") };
     assert_eq!(found.state, RequestState::Queued, "a redelivery sees it queued");
     let missing = crate::domain::RecordId::parse("never-created").unwrap();

@@ -237,6 +237,12 @@ impl PrivacyRequests for DynamoPrivacyRequests {
         }
     }
 
+    async fn requeued(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
+        let values = [(":queued", state(RequestState::Queued)), (":at", n(at_ms))];
+        let update = "SET queued_at_ms = :at";
+        self.transition(tenant, id, update, "#state = :queued", values, "UpdateItem privacy request requeued").await
+    }
+
     async fn reopen(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
         let values =
             [(":queued", state(RequestState::Queued)), (":failed", state(RequestState::Failed)), (":at", n(at_ms))];

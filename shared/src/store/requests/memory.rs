@@ -46,6 +46,16 @@ impl PrivacyRequests for MemoryPrivacyRequests {
         })
     }
 
+    async fn requeued(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
+        self.with(|all| match all.get_mut(&(tenant.clone(), id.clone())) {
+            Some(r) if r.state == RequestState::Queued => {
+                r.queued_at_ms = Some(at_ms);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
     async fn reopen(&self, tenant: &TenantId, id: &RecordId, at_ms: i64) -> Result<bool, StoreError> {
         self.with(|all| match all.get_mut(&(tenant.clone(), id.clone())) {
             Some(r) if r.state == RequestState::Failed => {

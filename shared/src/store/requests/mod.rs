@@ -55,6 +55,14 @@ pub trait PrivacyRequests: Send + Sync {
         id: &RecordId,
         at_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A `queued` request's job sent again: `queued_at_ms` moves to `at_ms`; returns whether it
+    /// was queued.
+    fn requeued(
+        &self,
+        tenant: &TenantId,
+        id: &RecordId,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// `failed` → `queued`, the reason removed (an operator's requeue); returns whether it moved.
     /// Apart from `mark_queued`, so a submission's late mark never undoes a failure recorded
     /// meanwhile.
