@@ -7,7 +7,7 @@
 //! (it stays `received`), or the job dead-letters after its 5 receives (it stays `queued`).
 //! The daily purge run sends such stuck requests' jobs again (`resend_stuck`); an operator can
 //! send any open request's job again (`resend`, `concierge-admin privacy requeue`). The worker
-//! is idempotent on the request's state, so a job sent twice does the work once.
+//! completes a request once (a conditional transaction), so a job sent twice is harmless.
 
 use super::queue::PrivacyQueue;
 use super::requests::{PrivacyJob, PrivacyRequest, RequestState};

@@ -441,6 +441,7 @@ impl Purger {
             Ok(sweep) => {
                 add(&mut run.counts, "requests_resent", sweep.resent);
                 add(&mut run.counts, "requests_failed", sweep.failed);
+                add(&mut run.counts, "requests_resend_failed", sweep.resend_failed);
                 if sweep.failed > 0 {
                     tracing::error!(tenant = %tenant, failed = sweep.failed, "privacy requests wait for an operator");
                 }
