@@ -2,11 +2,11 @@
 //! purge. Tampering with the table is found at the entry tampered with, and two writers at once
 //! never fork a chain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use concierge::domain::audit::ChainBreak;
-use concierge::domain::{AuditAction, AuditEntry, TenantId};
+use concierge::domain::TenantId;
 use concierge::function::schedule;
 use concierge::privacy::retention::{DAY, audit_ttl};
 use concierge::store::audit::{AnchorStore, AuditLog, DynamoAuditLog, read_chain, verify_tenant};
@@ -16,16 +16,6 @@ type Item = HashMap<String, AttributeValue>;
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn entry(at_ms: i64, n: u64) -> AuditEntry {
-    AuditEntry {
-        at_ms,
-        action: AuditAction::ConsentChange,
-        actor: "e2e".into(),
-        subject: Some(format!("hash-{n}")),
-        counts: BTreeMap::from([("n".into(), n)]),
-    }
 }
 
 async fn log_and_anchors(t: &TestStack) -> (DynamoAuditLog, AnchorStore) {
@@ -72,7 +62,8 @@ async fn concurrent_appends_never_fork_the_chain() {
     let (log, _) = log_and_anchors(&t).await;
     let tenant = TenantId::parse(TENANT_A).unwrap();
     let now = now_secs();
-    let appends: Vec<_> = (0..12).map(|n| log.append(&tenant, entry(now * 1000, n), audit_ttl(now))).collect();
+    let appends: Vec<_> =
+        (0..12).map(|n| log.append(&tenant, seed::audit_entry(now * 1000, n), audit_ttl(now))).collect();
     let records: Vec<_> = futures::future::join_all(appends).await.into_iter().map(Result::unwrap).collect();
     let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     seqs.sort();
@@ -90,7 +81,7 @@ async fn anchored_trail() -> (TestStack, TenantId) {
     let tenant = TenantId::parse(TENANT_A).unwrap();
     let now = now_secs();
     for n in 0..5 {
-        log.append(&tenant, entry(now * 1000, n), audit_ttl(now)).await.unwrap();
+        log.append(&tenant, seed::audit_entry(now * 1000, n), audit_ttl(now)).await.unwrap();
     }
     purge_at(&t, now).await;
     (t, tenant)
@@ -137,7 +128,7 @@ async fn changing_deleting_or_reordering_a_stored_entry_fails_verification_at_th
     let (t, tenant) = anchored_trail().await;
     let (log, _) = log_and_anchors(&t).await;
     let now = now_secs();
-    log.append(&tenant, entry(now * 1000, 99), audit_ttl(now)).await.unwrap();
+    log.append(&tenant, seed::audit_entry(now * 1000, 99), audit_ttl(now)).await.unwrap();
     for item in &entries(&t, TENANT_A).await[..7] {
         delete(&t, item).await;
     }
@@ -164,7 +155,7 @@ async fn a_rewrite_of_the_whole_trail_disagrees_with_the_anchor() {
     }
     let now = now_secs();
     for n in 0..7 {
-        log.append(&tenant, entry(now * 1000, n + 100), audit_ttl(now)).await.unwrap();
+        log.append(&tenant, seed::audit_entry(now * 1000, n + 100), audit_ttl(now)).await.unwrap();
     }
     let chain = read_chain(&log, &tenant).await.unwrap();
     assert_eq!(concierge::domain::audit::verify(&chain, None), Ok(7));
@@ -196,10 +187,10 @@ async fn entries_past_the_audit_retention_are_trimmed_and_the_rest_still_verifie
     let tenant = TenantId::parse(TENANT_A).unwrap();
     let t0 = now_secs();
     for n in 0..4 {
-        log.append(&tenant, entry(t0 * 1000, n), audit_ttl(t0)).await.unwrap();
+        log.append(&tenant, seed::audit_entry(t0 * 1000, n), audit_ttl(t0)).await.unwrap();
     }
     for n in 4..6 {
-        log.append(&tenant, entry((t0 + 200 * DAY) * 1000, n), audit_ttl(t0)).await.unwrap();
+        log.append(&tenant, seed::audit_entry((t0 + 200 * DAY) * 1000, n), audit_ttl(t0)).await.unwrap();
     }
     // The default audit retention is 365 days.
     purge_at(&t, t0 + 400 * DAY).await;

@@ -458,13 +458,7 @@ async fn a_job_from_the_queue_runs_once() {
     for _ in 0..2 {
         t.sqs.send_message().queue_url(&queue).message_body(&body).send().await.unwrap();
     }
-    let mapping = t
-        .stack
-        .sqs_mappings()
-        .unwrap()
-        .into_iter()
-        .find(|m| m.function.def.logical_id == "PrivacyWorkerFunction")
-        .expect("the privacy worker consumes the privacy queue");
+    let mapping = t.mapping("PrivacyWorkerFunction");
     let mut delivered = 0;
     loop {
         let outcome = mapping.poll_once(&t.sqs, std::time::Duration::ZERO).await.unwrap();

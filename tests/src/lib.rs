@@ -235,17 +235,21 @@ impl TestStack {
         self.function(logical_id).invoke_json(event).await
     }
 
+    /// The template's SQS event source mapping of a function (which must have one).
+    pub fn mapping(&self, logical_id: &str) -> concierge_local::event_sources::SqsMapping {
+        self.stack
+            .sqs_mappings()
+            .expect("mappings")
+            .into_iter()
+            .find(|m| m.function.def.logical_id == logical_id)
+            .unwrap_or_else(|| panic!("{logical_id} consumes no queue in the template"))
+    }
+
     /// Feeds the inbound queue to the reply worker through the template's event source mapping
     /// (batches, partial failures, deletes) until nothing is left to receive; returns how many
     /// records were delivered.
     pub async fn deliver(&self) -> usize {
-        let mapping = self
-            .stack
-            .sqs_mappings()
-            .expect("mappings")
-            .into_iter()
-            .find(|m| m.function.def.logical_id == "ReplyWorkerFunction")
-            .expect("the reply worker consumes the inbound queue");
+        let mapping = self.mapping("ReplyWorkerFunction");
         let mut delivered = 0;
         loop {
             let outcome = mapping.poll_once(&self.sqs, std::time::Duration::ZERO).await.expect("poll");

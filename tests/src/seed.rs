@@ -123,3 +123,15 @@ pub async fn activity(t: &TestStack, tenant: &str, contact: &ContactId, at: i64)
     let activity = InboundActivity { contact, channel: Channel::Meta, profile_name: Some("Seeded Name"), at };
     store.record_activity(&tenant, activity, &expiry).await.expect("activity");
 }
+
+/// An audit entry the tests append: a consent change numbered `n` (its subject and counts say
+/// which), so a changed, missing or reordered entry is told apart.
+pub fn audit_entry(at_ms: i64, n: u64) -> concierge::domain::AuditEntry {
+    concierge::domain::AuditEntry {
+        at_ms,
+        action: concierge::domain::AuditAction::ConsentChange,
+        actor: "e2e".into(),
+        subject: Some(format!("hash-{n}")),
+        counts: std::collections::BTreeMap::from([("n".into(), n)]),
+    }
+}

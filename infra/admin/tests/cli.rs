@@ -1,11 +1,11 @@
 //! The real `concierge-admin` binary against a local stack on the emulator: found with nothing
 //! but `AWS_ENDPOINT_URL`, the stack's prefix and its key file, as an operator would run it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::process::Stdio;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use concierge::domain::{AuditAction, AuditEntry, RecordId, TenantId};
+use concierge::domain::{RecordId, TenantId};
 use concierge::function::schedule;
 use concierge::privacy::requests::{
     Completion, DUE_AFTER_MS, PrivacyJob, PrivacyRequest, RequestKind, RequestResult, RequestSource, RequestState,
@@ -92,16 +92,6 @@ async fn a_wrong_prefix_is_a_configuration_error() {
     assert!(ran.stderr.contains("nobody-AuditTable does not exist"), "{}", ran.stderr);
 }
 
-fn entry(at_ms: i64, n: u64) -> AuditEntry {
-    AuditEntry {
-        at_ms,
-        action: AuditAction::ConsentChange,
-        actor: "e2e".into(),
-        subject: Some(format!("hash-{n}")),
-        counts: BTreeMap::from([("n".into(), n)]),
-    }
-}
-
 /// Five entries in `tenant`'s trail.
 /// After the loader's entry for the tenant's creation, 4 entries: 5 in all.
 async fn trail(t: &TestStack, tenant: &str) {
@@ -109,7 +99,7 @@ async fn trail(t: &TestStack, tenant: &str) {
     let tenant = TenantId::parse(tenant).unwrap();
     let now = now_secs();
     for n in 0..4 {
-        log.append(&tenant, entry(now * 1000, n), audit_ttl(now)).await.unwrap();
+        log.append(&tenant, seed::audit_entry(now * 1000, n), audit_ttl(now)).await.unwrap();
     }
 }
 
@@ -316,14 +306,7 @@ async fn privacy_export_and_erase_record_a_sealed_request_and_queue_only_a_refer
 
 /// Does the request's work: the privacy worker, through its queue mapping.
 async fn work_on(t: &TestStack) {
-    let mapping = t
-        .stack
-        .sqs_mappings()
-        .expect("mappings")
-        .into_iter()
-        .find(|m| m.function.def.logical_id == "PrivacyWorkerFunction")
-        .expect("the privacy worker's queue mapping");
-    let outcome = mapping.poll_once(&t.sqs, std::time::Duration::ZERO).await.expect("poll");
+    let outcome = t.mapping("PrivacyWorkerFunction").poll_once(&t.sqs, std::time::Duration::ZERO).await.expect("poll");
     assert!(outcome.received > 0, "the job was on the queue");
 }
 
