@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use concierge::domain::audit::ChainBreak;
 use concierge::domain::TenantId;
+use concierge::domain::audit::ChainBreak;
 use concierge::function::schedule;
 use concierge::privacy::retention::{DAY, audit_ttl};
 use concierge::store::audit::{AnchorStore, AuditLog, DynamoAuditLog, read_chain, verify_tenant};

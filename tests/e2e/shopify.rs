@@ -259,6 +259,15 @@ async fn a_shop_redact_for_a_shop_still_installed_is_held_and_wipes_nothing() {
     assert_eq!((stored.len(), stored[0].kind, stored[0].state), (1, RequestKind::Wipe, RequestState::Failed));
     assert!(stored[0].failure.as_deref().unwrap().contains("requeue"), "{:?}", stored[0].failure);
     assert!(t.privacy_jobs().await.is_empty(), "no wipe queued");
+    // Even a stray job naming it (a resend racing, a forged queue message) runs nothing: only an
+    // operator's requeue, which reopens it first, may.
+    let job = json!({"Records": [{"messageId": "stray", "receiptHandle": "r",
+        "body": json!({"tenant": TENANT_A, "request": stored[0].id.as_str()}).to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:privacy", "awsRegion": "us-east-1"}]});
+    let result = t.invoke("PrivacyWorkerFunction", &job).await.unwrap();
+    assert_eq!(result["batchItemFailures"], json!([]), "acknowledged: {result}");
     let profile = t.scan("TenantsTable").await.into_iter().any(|i| s(&i, "pk") == TENANT_A && s(&i, "sk") == "PROFILE");
     assert!(profile, "the tenant is untouched");
+    assert_eq!(t.privacy_requests(TENANT_A).await[0].state, RequestState::Failed);
 }

@@ -42,7 +42,7 @@ const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a `shop/redact` for a tenant that is not suspended waits for an operator.
 pub const WIPE_UNCONFIRMED: &str =
-    "shop/redact for a shop that is not uninstalled: confirm with `concierge-admin privacy requeue`";
+    "shop/redact for a shop that is not uninstalled: confirm with `concierge-admin privacy requeue --confirm-wipe`";
 
 /// How the template names this function's binary, and its composition root.
 pub const FUNCTION: FunctionEntry = FunctionEntry { binary: "shopify-gdpr", build: |setup| Box::pin(build(setup)) };

@@ -86,6 +86,10 @@ pub enum PrivacyCommand {
         /// The request's id (as `privacy requests` lists it).
         #[arg(long)]
         request: String,
+        /// Required for a wipe (all of the tenant's data): e.g. a held `shop/redact` you have
+        /// checked is the shop's real uninstall, not a replay.
+        #[arg(long)]
+        confirm_wipe: bool,
     },
 }
 

@@ -36,8 +36,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Privacy(PrivacyCommand::Requests { tenant, overdue }) => {
             privacy::list(&stack, out, tenant.as_deref(), *overdue).await
         }
-        Command::Privacy(PrivacyCommand::Requeue { tenant, request }) => {
-            privacy::requeue(&stack, out, tenant, request).await
+        Command::Privacy(PrivacyCommand::Requeue { tenant, request, confirm_wipe }) => {
+            privacy::requeue(&stack, out, tenant, request, *confirm_wipe).await
         }
         Command::Purge(args) => purge::dry_run(&stack, out, args).await,
     };

@@ -191,7 +191,13 @@ pub async fn list(stack: &Stack, out: Output, tenant: Option<&str>, overdue_only
     Ok(Verdict::Yes)
 }
 
-pub async fn requeue(stack: &Stack, out: Output, tenant: &str, request: &str) -> Result<Verdict, Failure> {
+pub async fn requeue(
+    stack: &Stack,
+    out: Output,
+    tenant: &str,
+    request: &str,
+    confirm_wipe: bool,
+) -> Result<Verdict, Failure> {
     let tenant = crate::parse_tenant(tenant)?;
     let id =
         RecordId::parse(request).map_err(|_| Failure::Usage(format!("--request {request:?} is not a request id")))?;
@@ -200,6 +206,11 @@ pub async fn requeue(stack: &Stack, out: Output, tenant: &str, request: &str) ->
         .get(&tenant, &id)
         .await?
         .ok_or_else(|| Failure::Usage(format!("no request {id} of tenant {tenant}")))?;
+    if stored.kind == RequestKind::Wipe && stored.state != RequestState::Done && !confirm_wipe {
+        return Err(Failure::Usage(format!(
+            "request {id} wipes all of {tenant}'s data: check it (a held shop/redact may be a replay), then pass --confirm-wipe"
+        )));
+    }
     let queue = SqsPrivacyQueue::new(stack.aws.sqs.clone(), stack.privacy_queue_url().await?);
     let sent = match intake::resend(&requests, &queue, &stored, SystemClock.now_ms()).await {
         Ok(sent) => sent,

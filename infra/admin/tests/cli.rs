@@ -327,7 +327,13 @@ async fn privacy_requeue_sends_a_failed_or_stuck_request_again_and_leaves_a_done
 
     let table = run(admin(&t), &["privacy", "requests", "--tenant", TENANT_A]).await;
     assert!(table.stdout.contains("failed") && table.stdout.contains("no subject to act on"), "{}", table.stdout);
-    let ran = run(admin(&t), &["--json", "privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one"]).await;
+    // A wipe: refused without the operator's explicit confirmation, and nothing sent.
+    let unconfirmed = run(admin(&t), &["privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one"]).await;
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.stderr);
+    assert!(unconfirmed.stderr.contains("--confirm-wipe"), "{}", unconfirmed.stderr);
+    assert!(t.privacy_jobs().await.is_empty(), "no job without the confirmation");
+    let args = ["--json", "privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one", "--confirm-wipe"];
+    let ran = run(admin(&t), &args).await;
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     let printed = ran.json();
     assert_eq!(printed["state"], "queued", "{printed}");
@@ -341,7 +347,9 @@ async fn privacy_requeue_sends_a_failed_or_stuck_request_again_and_leaves_a_done
     let completion =
         Completion { completed_at_ms: now_secs() * 1000, result: RequestResult::default(), subject_hash: None };
     store.complete(&tenant, &failed.id, &completion).await.unwrap();
-    let again = run(admin(&t), &["privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one"]).await;
+    let again =
+        run(admin(&t), &["privacy", "requeue", "--tenant", TENANT_A, "--request", "failed-one", "--confirm-wipe"])
+            .await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stdout.contains("nothing sent"), "{}", again.stdout);
     assert!(t.privacy_jobs().await.is_empty(), "no job for a done request");

@@ -85,6 +85,12 @@ impl PrivacyWorker {
             tracing::info!(tenant = %job.tenant, request = %job.request, "request done already");
             return Ok(JobOutcome::AlreadyDone);
         }
+        if request.state == RequestState::Failed {
+            // Waiting for an operator (a held wipe, a subject that does not open): only their
+            // requeue, which reopens it first, may run it. A stray job does nothing.
+            tracing::warn!(tenant = %job.tenant, request = %job.request, "request failed; waits for an operator");
+            return Ok(JobOutcome::Failed);
+        }
         let now_ms = self.clock.now_ms();
         let profile = read_profile(&self.dynamodb, &self.tenants_table, &job.tenant).await?;
         let retention = profile.as_ref().map(|p| p.retention).unwrap_or_default();

@@ -215,10 +215,9 @@ impl Purger {
         if let Some(since) = profile.suspended_at
             && now_secs >= since + CANCELLED_TENANT_DAYS * DAY
         {
-            if !options.dry_run {
-                self.request_wipe(tenant, since, options.now_ms).await?;
-            }
-            add(&mut run.counts, "wipe_requested", 1);
+            // Not the tenant's purge failing if the queue is down: the next run asks again.
+            let requested = options.dry_run || self.request_wipe(tenant, since, options.now_ms).await.is_ok();
+            add(&mut run.counts, if requested { "wipe_requested" } else { "wipe_request_failed" }, 1);
         }
         self.resend_stuck_requests(tenant, options, run).await;
         // Unknown for a profile older than the field: as far back as any retention reaches.
@@ -411,9 +410,10 @@ impl Purger {
         let id = RecordId::parse(&format!("cancel-{since}")).map_err(|e| StoreError::corrupt("cancellation", e))?;
         let source = RequestSource::Operator { actor: ACTOR.into() };
         let record = PrivacyRequest::received(tenant.clone(), id, RequestKind::Wipe, source, now_ms, None);
-        let submitted = intake::submit(&self.requests, &self.queue, &record)
-            .await
-            .map_err(|e| StoreError::Aws { operation: "request wipe", message: e.to_string() })?;
+        let submitted = intake::submit(&self.requests, &self.queue, &record).await.map_err(|e| {
+            tracing::warn!(tenant = %tenant, error = %e, "cancelled tenant's wipe not requested; the next run asks again");
+            StoreError::Aws { operation: "request wipe", message: e.to_string() }
+        })?;
         if submitted.queued_now {
             tracing::info!(tenant = %tenant, "cancelled tenant's wipe requested");
         }
